@@ -1,0 +1,64 @@
+"""The `voxlift` command: `voxlift COMMAND ARGS...`, also `blender -b -c voxlift COMMAND ARGS...`.
+
+Each command lives in its own module with `add_arguments(parser)` and `run(args) -> int`; modules are
+imported only when their command runs, so `voxlift sources` needs neither bpy nor torch.
+Bad input ends in one line `voxlift: error: ...` on stderr and exit status 1, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .dataset_tools.errors import VoxliftError
+
+# command -> (module relative to this package, one-line help)
+COMMANDS = {
+    "sources": ("cmd_dataset", "list the models a mesh source holds"),
+    "voxelize": ("cmd_dataset", "voxelise models into .binvox files"),
+    "inspect": ("cmd_dataset", "print a summary of a dataset"),
+    "import-r2n2": ("cmd_dataset", "convert the 3D-R2N2 renderings and binvox grids into a dataset"),
+    "render": ("cmd_render", "render an aligned, fixed-viewpoint dataset with Blender"),
+    "merge": ("cmd_render", "join dataset shards into one dataset"),
+    "qa": ("cmd_render", "check that renderings and voxel grids line up"),
+    "train": ("cmd_train", "train a model (paired, cyclegan, autoencoder)"),
+    "evaluate": ("cmd_train", "evaluate a checkpoint on a dataset split"),
+    "baseline": ("cmd_train", "mean-shape and retrieval baselines"),
+    "diagnose": ("cmd_train", "check each part of the unpaired model on its own"),
+    "reconstruct": ("cmd_reconstruct", "reconstruct images into meshes (.blend, .obj, .glb, .binvox)"),
+    "demo": ("demo", "the whole story on procedural furniture"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voxlift", description="2D images of furniture to 3D voxel models")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == only:  # the others need no arguments to be listed in --help
+            mod = importlib.import_module(f"{__package__}.{module}")
+            mod.add_arguments(name, p)
+            p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Import only the module of the command asked for (fast start, no torch for dataset commands).
+    only = next((a for a in argv if not a.startswith("-")), None)
+    if only not in COMMANDS:
+        only = None
+    parser = build_parser(only)
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except VoxliftError as exc:
+        print(f"voxlift: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("voxlift: interrupted (run the same command again to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

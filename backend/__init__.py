@@ -1,0 +1,1 @@
+"""Models, data pipeline, training and evaluation. torch and numpy; never bpy."""

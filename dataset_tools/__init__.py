@@ -1,0 +1,9 @@
+"""Mesh sources, canonical frame, voxeliser and dataset format. numpy only: no bpy, no torch."""
+from .camera import View, fixed_views, make_view, project, world_to_pixel
+from .dataset import Dataset, DatasetWriter, merge_datasets, open_dataset, split_of, voxel_to_world
+from .errors import VoxliftError
+from .mesh import Mesh, normalize_to_unit_cube, to_canonical
+
+__all__ = ["Dataset", "DatasetWriter", "Mesh", "View", "VoxliftError", "fixed_views", "make_view",
+           "merge_datasets", "normalize_to_unit_cube", "open_dataset", "project", "split_of", "to_canonical",
+           "voxel_to_world", "world_to_pixel"]

@@ -1,0 +1,65 @@
+"""A triangle mesh as two numpy arrays, and the canonical frame every source is brought into.
+
+Canonical frame (one rule for every source, see README "Canonical frame"):
+  * right-handed, Z up, the model's front (where one sits on a chair) faces -Y, so Blender's Front view
+    (numpad 1) looks at it; +X is on the viewer's right in that view.
+  * the axis-aligned bounding box is centred on the origin and scaled uniformly so that its longest side
+    is 1: the model fills the cube [-0.5, 0.5]^3 along its longest side.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import VoxliftError
+
+
+@dataclass
+class Mesh:
+    vertices: np.ndarray  # float64 [V, 3]
+    faces: np.ndarray  # int64 [F, 3], triangles, 0-based
+
+    def __post_init__(self):
+        self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float64).reshape(-1, 3)
+        self.faces = np.ascontiguousarray(self.faces, dtype=np.int64).reshape(-1, 3)
+
+    def check(self, name: str = "mesh") -> "Mesh":
+        """Raise VoxliftError unless the mesh is usable: faces, finite vertices, indices in range."""
+        if len(self.faces) == 0:
+            raise VoxliftError(f"{name}: the mesh has no faces")
+        if not np.isfinite(self.vertices).all():
+            raise VoxliftError(f"{name}: the mesh has NaN or infinite vertex coordinates")
+        if self.faces.min() < 0 or self.faces.max() >= len(self.vertices):
+            raise VoxliftError(f"{name}: a face refers to a vertex that does not exist")
+        return self
+
+    def transformed(self, matrix: np.ndarray) -> "Mesh":
+        """A copy with vertices multiplied by a 3x3 (linear) or 4x4 (affine) matrix."""
+        m = np.asarray(matrix, dtype=np.float64)
+        v = self.vertices @ m[:3, :3].T
+        if m.shape == (4, 4):
+            v = v + m[:3, 3]
+        return Mesh(v, self.faces.copy())
+
+
+# Rotations that take common source frames to the canonical one (Z up, front towards -Y).
+# Y-up frames with the front towards +Z (ShapeNet v1/v2, Sweet Home 3D OBJ): (x, y, z) -> (x, -z, y).
+Y_UP_FRONT_PLUS_Z = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+
+def normalize_to_unit_cube(mesh: Mesh) -> Mesh:
+    """Centre the bounding box on the origin and scale its longest side to 1 (the canonical frame's rule)."""
+    mesh.check()
+    lo, hi = mesh.vertices.min(axis=0), mesh.vertices.max(axis=0)
+    extent = float((hi - lo).max())
+    if not extent > 0:
+        raise VoxliftError("mesh: all vertices coincide (zero-size bounding box)")
+    return Mesh((mesh.vertices - (lo + hi) / 2) / extent, mesh.faces.copy())
+
+
+def to_canonical(mesh: Mesh, rotation: np.ndarray | None = None) -> Mesh:
+    """Rotate a mesh from its source frame into the canonical one, then centre and scale it."""
+    if rotation is not None:
+        mesh = mesh.transformed(rotation)
+    return normalize_to_unit_cube(mesh)
