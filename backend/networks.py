@@ -1,0 +1,180 @@
+"""The building blocks shared by the paired and the unpaired models (one module, as in pytorch-CycleGAN).
+
+    ImageEncoder   [B, 1, S, S]    -> [B, latent]         2D convolutions, stride 2 down to 4x4
+    VoxelDecoder   [B, latent]     -> [B, R, R, R] logits  3D transposed convolutions up from 4^3
+    VoxelEncoder   [B, R, R, R]    -> [B, latent]         3D convolutions, stride 2 down to 4^3
+    ImageDecoder   [B, latent]     -> [B, 1, S, S] raw     2D transposed convolutions up from 4x4
+    Critic2D       [B, 1, S, S]    -> [B, C, h, w]         PatchGAN scores (C=1) or class logits per patch
+    Critic3D       [B, 1, R, R, R] -> [B, C, d, d, d]
+
+Paired model: ImageEncoder + VoxelDecoder. CycleGAN: G_2D->3D = ImageEncoder + VoxelDecoder, G_3D->2D =
+VoxelEncoder + ImageDecoder, which are also the two cross autoencoders' halves.
+
+`spectral=True` wraps every convolution and linear layer in spectral normalisation. Critics never use batch
+norm: a gradient penalty is computed per sample, and batch norm would mix samples (Gulrajani et al. 2017).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+NORMS = ("batch", "instance", "layer", "none")
+
+
+def _sn(layer: nn.Module, spectral: bool) -> nn.Module:
+    return spectral_norm(layer) if spectral else layer
+
+
+def _norm(kind: str, channels: int, dims: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm3d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True) if dims == 2 else nn.InstanceNorm3d(channels, affine=True)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)  # layer norm over (C, spatial): per-sample, safe with a gradient penalty
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose one of {NORMS}")
+
+
+def _halvings(size: int, name: str) -> int:
+    """How many stride-2 steps take `size` to 4; sizes must be 4 * 2^k."""
+    steps = int(round(math.log2(size / 4))) if size >= 4 else -1
+    if steps < 1 or 4 * 2 ** steps != size:
+        raise ValueError(f"{name} must be 4 * 2^k and at least 8 (got {size})")
+    return steps
+
+
+def _channels(width: int, step: int, cap: int = 8) -> int:
+    return width * min(2 ** step, cap)
+
+
+class _Encoder(nn.Module):
+    """Stride-2 convolutions from `size` down to 4 (2D or 3D), then a linear layer to the latent vector."""
+
+    def __init__(self, dims: int, size: int, latent_dim: int, width: int, norm: str, spectral: bool):
+        super().__init__()
+        conv = nn.Conv2d if dims == 2 else nn.Conv3d
+        steps = _halvings(size, "image_size" if dims == 2 else "resolution")
+        layers: list[nn.Module] = []
+        cin = 1
+        for s in range(steps):
+            cout = _channels(width, s)
+            layers += [_sn(conv(cin, cout, 4, stride=2, padding=1, bias=norm == "none"), spectral),
+                       _norm(norm if s > 0 else "none", cout, dims), nn.LeakyReLU(0.2, inplace=True)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.fc = _sn(nn.Linear(cin * 4 ** dims, latent_dim), spectral)
+        self.dims, self.size = dims, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == self.dims + 1:  # add the channel axis of a grid [B, R, R, R] or image [B, S, S]
+            x = x.unsqueeze(1)
+        return self.fc(torch.flatten(self.features(x), 1))
+
+
+class _Decoder(nn.Module):
+    """A linear layer to a 4^dims feature block, then stride-2 transposed convolutions up to `size`."""
+
+    def __init__(self, dims: int, size: int, latent_dim: int, width: int, norm: str, spectral: bool):
+        super().__init__()
+        deconv = nn.ConvTranspose2d if dims == 2 else nn.ConvTranspose3d
+        conv = nn.Conv2d if dims == 2 else nn.Conv3d
+        steps = _halvings(size, "image_size" if dims == 2 else "resolution")
+        self.c0 = _channels(width, steps)
+        self.fc = _sn(nn.Linear(latent_dim, self.c0 * 4 ** dims), spectral)
+        layers: list[nn.Module] = [_norm(norm, self.c0, dims), nn.ReLU(inplace=True)]
+        cin = self.c0
+        for s in reversed(range(steps)):
+            cout = _channels(width, s)
+            layers += [_sn(deconv(cin, cout, 4, stride=2, padding=1, bias=norm == "none"), spectral),
+                       _norm(norm, cout, dims), nn.ReLU(inplace=True)]
+            cin = cout
+        layers.append(_sn(conv(cin, 1, 3, padding=1), spectral))
+        self.net = nn.Sequential(*layers)
+        self.dims = dims
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.fc(z).view(z.shape[0], self.c0, *([4] * self.dims))
+        return self.net(x)
+
+
+class ImageEncoder(_Encoder):
+    def __init__(self, image_size: int = 128, latent_dim: int = 256, width: int = 32, norm: str = "batch",
+                 spectral: bool = False):
+        super().__init__(2, image_size, latent_dim, width, norm, spectral)
+
+
+class VoxelEncoder(_Encoder):
+    def __init__(self, resolution: int = 32, latent_dim: int = 256, width: int = 32, norm: str = "batch",
+                 spectral: bool = False):
+        super().__init__(3, resolution, latent_dim, width, norm, spectral)
+
+
+class VoxelDecoder(_Decoder):
+    """Logits [B, R, R, R] (the channel axis is dropped: one occupancy logit per voxel)."""
+
+    def __init__(self, resolution: int = 32, latent_dim: int = 256, width: int = 32, norm: str = "batch",
+                 spectral: bool = False):
+        super().__init__(3, resolution, latent_dim, width, norm, spectral)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return super().forward(z).squeeze(1)
+
+
+class ImageDecoder(_Decoder):
+    """Raw outputs [B, 1, S, S]: the caller chooses tanh (images in [-1, 1]) or sigmoid."""
+
+    def __init__(self, image_size: int = 128, latent_dim: int = 256, width: int = 32, norm: str = "batch",
+                 spectral: bool = False):
+        super().__init__(2, image_size, latent_dim, width, norm, spectral)
+
+
+class _Critic(nn.Module):
+    """PatchGAN critic: `layers` stride-2 convolutions, then a 3-wide convolution to `out_channels` per patch.
+
+    With out_channels > 1 and `classify()`, the same network is a classifier (the diagnostics use it so)."""
+
+    def __init__(self, dims: int, layers: int, width: int, out_channels: int, norm: str, spectral: bool):
+        super().__init__()
+        if norm == "batch":
+            raise ValueError("critics take no batch norm (it breaks the per-sample gradient penalty)")
+        conv = nn.Conv2d if dims == 2 else nn.Conv3d
+        mods: list[nn.Module] = []
+        cin = 1
+        for s in range(layers):
+            cout = _channels(width, s)
+            mods += [_sn(conv(cin, cout, 4, stride=2, padding=1), spectral),
+                     _norm(norm if s > 0 else "none", cout, dims), nn.LeakyReLU(0.2, inplace=True)]
+            cin = cout
+        mods.append(_sn(conv(cin, out_channels, 3, padding=1), spectral))
+        self.net = nn.Sequential(*mods)
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == self.dims + 1:
+            x = x.unsqueeze(1)
+        return self.net(x)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch scores averaged: [B, out_channels]."""
+        return self.forward(x).flatten(2).mean(2)
+
+
+class Critic2D(_Critic):
+    def __init__(self, layers: int = 4, width: int = 32, out_channels: int = 1, norm: str = "none",
+                 spectral: bool = True):
+        super().__init__(2, layers, width, out_channels, norm, spectral)
+
+
+class Critic3D(_Critic):
+    def __init__(self, layers: int = 3, width: int = 32, out_channels: int = 1, norm: str = "none",
+                 spectral: bool = True):
+        super().__init__(3, layers, width, out_channels, norm, spectral)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
