@@ -43,9 +43,19 @@ class Mesh:
         return Mesh(v, self.faces.copy())
 
 
-# Rotations that take common source frames to the canonical one (Z up, front towards -Y).
-# Y-up frames with the front towards +Z (ShapeNet v1/v2, Sweet Home 3D OBJ): (x, y, z) -> (x, -z, y).
+# Rotations that take common source frames to the canonical one (Z up, front towards -Y). All are proper
+# rotations (determinant +1): a source is never mirrored.
+# Y-up frames with the front towards +Z (Sweet Home 3D's OBJ models, most OBJ exports): (x, y, z) -> (x, -z, y).
 Y_UP_FRONT_PLUS_Z = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+# ShapeNetCore v1 (`<synset>/<id>/model.obj`). Its README.txt: "The OBJ files have been pre-aligned so that
+# the up direction is the +Y axis, and the front is the +X axis ... The X-Y plane is the bilateral symmetry
+# plane for most categories." Front +X, up +Y: (x, y, z) -> (-z, -x, y).
+SHAPENET_V1 = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+# ShapeNetCore v2 (`<synset>/<id>/models/model_normalized.obj`). Its README.txt: "The OBJ files are now
+# pre-aligned so that the up direction is the +Y axis, and the front is the -Z axis (this fixes the mirroring
+# issue in ShapeNetCore v1). The Y-Z plane is the bilateral symmetry plane for most categories."
+# Front -Z, up +Y: (x, y, z) -> (-x, z, y). (v2 = v1 turned 90 degrees about Y, so both land the same way.)
+SHAPENET_V2 = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def normalize_to_unit_cube(mesh: Mesh) -> Mesh:

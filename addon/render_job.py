@@ -1,0 +1,397 @@
+"""The parent of a dataset render: lists the models, feeds render workers, and is the one dataset writer.
+
+Used by the CLI (`voxlift render`, a blocking loop around poll()) and by the panel's modal operator (poll(0)
+from a timer, so Blender never freezes). No bpy here: workers are child processes (render_worker.py).
+
+Resumable and deterministic: models are appended in source order, whatever worker finishes first (results
+wait in a small reorder buffer), so the committed models are always a prefix of the listing, and an
+interrupted run that is started again produces byte for byte the dataset an uninterrupted run produces.
+Models already in the dataset or already skipped are not rendered again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import struct
+import subprocess
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from .dataset_tools.camera import fixed_views
+from .dataset_tools.dataset import DatasetWriter
+from .dataset_tools.errors import VoxliftError
+from .render_worker import decode_result, list_records, worker_command
+
+
+@dataclass
+class RenderOptions:
+    sources: list[str]
+    out: str
+    categories: list[str] | None = None
+    limit: int | None = None
+    views: int = 8
+    elevation: float = 20.0
+    distance: float = 2.5
+    fov: float = 40.0
+    image_size: int = 128
+    resolution: int = 32
+    engine: str = "workbench"
+    supersample: int = 2
+    cycles_samples: int = 16
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    shard: tuple[int, int] = (0, 1)
+    restart_every: int = 500  # models per worker process: bounds whatever Blender leaks
+    model_timeout: float = 600.0  # seconds one model may take before its worker is killed and it is skipped
+    durable: bool = True  # fsync each model (survives power loss, not only a killed process)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise VoxliftError(f"--shard {text!r}: expected i/N, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise VoxliftError(f"--shard {text!r}: need 0 <= i < N")
+    return i, n
+
+
+class _Worker:
+    def __init__(self, cmd: list[str], log_dir: str, number: int):
+        self.read_fd, write_fd = os.pipe()
+        self.log_path = os.path.join(log_dir, f"worker{number}.log")
+        cmd = [c.replace("RESULT_FD", str(write_fd)) for c in cmd]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
+                                         pass_fds=(write_fd,), close_fds=True)
+        os.close(write_fd)  # the worker holds the only write end: EOF here means it is gone
+        os.set_blocking(self.read_fd, False)
+        self.buffer = bytearray()
+        self.inflight: deque[tuple[int, str]] = deque()
+        self.started_at = time.monotonic()
+        self.job_started = None  # when the oldest in-flight job started (after ready)
+        self.sent = 0
+        self.ready = False
+        self.closing = False
+        self.peak_rss_kb = 0
+
+    def send(self, pos: int, model_id: str) -> None:
+        self.proc.stdin.write((json.dumps({"pos": pos, "id": model_id}) + "\n").encode())
+        self.proc.stdin.flush()
+        if not self.inflight:
+            self.job_started = time.monotonic()
+        self.inflight.append((pos, model_id))
+        self.sent += 1
+
+    def finish(self) -> None:
+        """No more jobs: the worker exits once its in-flight ones are answered."""
+        if not self.closing:
+            self.closing = True
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+    def frames(self):
+        """Complete frames received so far: (header, payload)."""
+        while len(self.buffer) >= 4:
+            (hlen,) = struct.unpack(">I", self.buffer[:4])
+            if len(self.buffer) < 4 + hlen:
+                return
+            header = json.loads(self.buffer[4:4 + hlen])
+            end = 4 + hlen + header["nbytes"]
+            if len(self.buffer) < end:
+                return
+            payload = bytes(self.buffer[4 + hlen:end])
+            del self.buffer[:end]
+            yield header, payload
+
+    def sample_memory(self) -> None:
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        self.peak_rss_kb = max(self.peak_rss_kb, int(line.split()[1]))
+        except OSError:
+            pass
+
+    def stderr_tail(self, n: int = 6) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = [ln for ln in f.read().decode(errors="replace").splitlines()
+                         if ln.strip() and "EGL" not in ln]
+            return " | ".join(lines[-n:])
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        try:
+            os.close(self.read_fd)
+        except OSError:
+            pass
+
+
+class RenderJob:
+    """start(), then poll() until it returns False; cancel() stops cleanly; close() always."""
+
+    PER_WORKER = 2  # jobs queued per worker, so it never waits for the parent between models
+
+    def __init__(self, opts: RenderOptions, log=None):
+        self.opts = opts
+        self.log = log or (lambda msg: None)
+        self.writer: DatasetWriter | None = None
+        self.workers: list[_Worker] = []
+        self.todo: list[tuple[int, str, str, str]] = []  # (pos, id, category, source)
+        self.total = self.done = self.skipped = self.rendered = 0
+        self.already = 0
+        self.seconds_in_workers = 0.0
+        self.peak_rss_kb = 0
+        self.cancelled = False
+        self.finished = False
+        self._retry: deque[tuple[int, str]] = deque()  # jobs of a worker that died, to send again
+
+    # -- setup ---------------------------------------------------------------------------------------------
+    def start(self) -> "RenderJob":
+        o = self.opts
+        if o.views < 1 or o.image_size < 8 or o.resolution < 4 or o.workers < 1 or o.supersample < 1:
+            raise VoxliftError("render: views, workers and supersample must be >= 1, image size >= 8, "
+                               "resolution >= 4")
+        if o.engine not in ("workbench", "cycles"):
+            raise VoxliftError(f"render: unknown engine {o.engine!r} (workbench or cycles)")
+        for spec in o.sources:
+            if ":" not in spec.split(os.sep)[0] and not os.path.exists(spec):
+                raise VoxliftError(f"{spec}: no such file or folder")
+        self.views = fixed_views(o.views, o.elevation, o.distance, o.fov, o.image_size)
+        records = list_records(o.sources, o.categories, o.limit)
+        i, n = o.shard
+        mine = [(pos, r) for pos, r in enumerate(records) if pos % n == i]
+        self.writer = DatasetWriter(o.out, image_size=o.image_size, views_per_model=o.views,
+                                    resolution=o.resolution, views=self.views,
+                                    extra_manifest={"render": self._render_manifest()})
+        done = self.writer.ids | self.writer.skipped_ids
+        self.todo = [(pos, r.id, r.category, r.source) for pos, r in mine if r.id not in done]
+        self.already = len(mine) - len(self.todo)
+        self.total = len(self.todo)
+        self.next_commit = 0  # index into todo of the next model to append
+        self.next_send = 0
+        self.results: dict[int, tuple] = {}
+        self.log_dir = tempfile.mkdtemp(prefix="voxlift-workers-")
+        self.selector = selectors.DefaultSelector()
+        self.config = {"sources": list(o.sources), "categories": o.categories, "limit": o.limit,
+                       "views": [v.to_json() for v in self.views], "image_size": o.image_size,
+                       "supersample": o.supersample, "engine": o.engine, "resolution": o.resolution,
+                       "cycles_samples": o.cycles_samples, "result_fd": "RESULT_FD"}
+        self.started = time.monotonic()
+        self._startup_failures = 0
+        self._spawned = 0
+        for _ in range(min(o.workers, self.total)):
+            self._spawn()
+        if not self.total:
+            self._finish()
+        return self
+
+    def _render_manifest(self) -> dict:
+        o = self.opts
+        d = {"engine": o.engine, "supersample": o.supersample, "background": 255}
+        if o.engine == "cycles":
+            d["cycles_samples"] = o.cycles_samples
+        return d
+
+    def _spawn(self) -> None:
+        w = _Worker(worker_command(self.config), self.log_dir, self._spawned)
+        self._spawned += 1
+        self.workers.append(w)
+        self.selector.register(w.read_fd, selectors.EVENT_READ, w)
+
+    # -- running -------------------------------------------------------------------------------------------
+    def poll(self, timeout: float = 0.5) -> bool:
+        """Handle what the workers sent (waiting up to `timeout` s); True while work remains."""
+        if self.finished:
+            return False
+        self._dispatch()
+        for key, _ in self.selector.select(timeout):
+            w: _Worker = key.data
+            while True:
+                try:
+                    chunk = os.read(w.read_fd, 1 << 20)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    self._worker_gone(w)
+                    break
+                w.buffer.extend(chunk)
+            for header, payload in w.frames():
+                self._handle(w, header, payload)
+        self._check_timeouts()
+        self._commit()
+        self._dispatch()
+        if self.next_commit >= len(self.todo):
+            self._finish()
+            return False
+        return True
+
+    def _handle(self, w: _Worker, header: dict, payload: bytes) -> None:
+        kind = header["type"]
+        if kind == "ready":
+            w.ready = True
+            w.job_started = time.monotonic()
+            return
+        if kind == "fatal":
+            self._fatal(f"render worker could not start: {header['reason']}")
+        pos, model_id = w.inflight.popleft() if w.inflight else (None, None)
+        if pos != header.get("pos"):
+            self._fatal(f"render worker answered model {header.get('id')!r} out of turn")
+        w.job_started = time.monotonic()
+        w.sample_memory()
+        if kind == "done":
+            o = self.opts
+            self.results[pos] = ("done", decode_result(header, payload, o.views, o.image_size, o.resolution))
+            self.seconds_in_workers += header.get("seconds", 0.0)
+        else:
+            self.results[pos] = ("skip", header.get("reason", "unknown error"))
+        if w.closing is False and w.sent >= self.opts.restart_every:
+            w.finish()
+
+    def _worker_gone(self, w: _Worker) -> None:
+        self.selector.unregister(w.read_fd)
+        w.kill()
+        self.peak_rss_kb = max(self.peak_rss_kb, w.peak_rss_kb)
+        self.workers.remove(w)
+        if not w.ready:
+            self._startup_failures += 1
+            if self._startup_failures >= 2:
+                self._fatal(f"render workers die on start (exit {w.proc.returncode}): {w.stderr_tail()}")
+        if w.inflight:  # it died on its oldest job: that model is skipped, the others go to a new worker
+            pos, model_id = w.inflight.popleft()
+            if w.ready:
+                self.results[pos] = ("skip", f"Blender crashed rendering it (exit {w.proc.returncode})")
+            self._requeue(w.inflight)
+        if (self.next_send < len(self.todo) or self._retry) and len(self.workers) < self.opts.workers:
+            self._spawn()
+
+    def _requeue(self, jobs) -> None:
+        for pos, model_id in jobs:
+            if pos not in self.results:
+                self._retry.append((pos, model_id))
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for w in list(self.workers):
+            if w.inflight and w.job_started and now - w.job_started > self.opts.model_timeout:
+                pos, model_id = w.inflight.popleft()
+                self.results[pos] = ("skip", f"timed out after {self.opts.model_timeout:.0f} s")
+                self._requeue(w.inflight)
+                w.inflight.clear()
+                self.selector.unregister(w.read_fd)
+                w.kill()
+                self.workers.remove(w)
+                if self.next_send < len(self.todo) or self._retry:
+                    self._spawn()
+
+    def _dispatch(self) -> None:
+        for w in self.workers:
+            if not w.ready or w.closing:
+                continue
+            while len(w.inflight) < self.PER_WORKER:
+                if self._retry:
+                    pos, model_id = self._retry.popleft()
+                elif self.next_send < len(self.todo):
+                    pos, model_id = self.todo[self.next_send][:2]
+                    self.next_send += 1
+                else:
+                    w.finish()
+                    break
+                try:
+                    w.send(pos, model_id)
+                except (BrokenPipeError, OSError):
+                    self._retry.append((pos, model_id))
+                    break
+                if w.sent >= self.opts.restart_every:
+                    w.finish()
+                    break
+
+    def _commit(self) -> None:
+        while self.next_commit < len(self.todo):
+            pos, model_id, category, source = self.todo[self.next_commit]
+            if pos not in self.results:
+                return
+            kind, value = self.results.pop(pos)
+            if kind == "done":
+                gray, alpha, voxels = value
+                self.writer.append(id=model_id, category=category, source=source, images=gray, alpha=alpha,
+                                   voxels=voxels, durable=self.opts.durable)
+                self.rendered += 1
+            else:
+                self.writer.skip(model_id, source, value)
+                self.skipped += 1
+                self.log(f"skipped {model_id} ({source}): {value}")
+            self.done += 1
+            self.next_commit += 1
+
+    # -- progress ------------------------------------------------------------------------------------------
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        """Models per second so far."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        return (self.total - self.done) / self.rate if self.rate > 0 else None
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+    # -- ending --------------------------------------------------------------------------------------------
+    def _fatal(self, message: str):
+        self.close()
+        raise VoxliftError(message)
+
+    def _finish(self) -> None:
+        self.finished = True
+        self.close()
+
+    def cancel(self) -> None:
+        """Stop now: workers are killed, committed models stay, the next run resumes after them."""
+        self.cancelled = True
+        self.finished = True
+        self.close()
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.sample_memory()
+            self.peak_rss_kb = max(self.peak_rss_kb, w.peak_rss_kb)
+            try:
+                w.proc.send_signal(signal.SIGTERM) if w.proc.poll() is None else None
+            except OSError:
+                pass
+        for w in self.workers:
+            try:
+                w.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                self.selector.unregister(w.read_fd)
+            except (KeyError, ValueError):
+                pass
+            w.kill()
+        self.workers = []
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def summary(self) -> str:
+        views = self.rendered * self.opts.views
+        return (f"{self.opts.out}: {self.rendered} models rendered, {self.skipped} skipped, "
+                f"{self.already} already there; {self.elapsed:.1f} s, {self.rendered / max(self.elapsed, 1e-9):.2f} "
+                f"models/s, {views / max(self.elapsed, 1e-9):.1f} views/s")

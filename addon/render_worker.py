@@ -1,0 +1,142 @@
+"""A render worker: one Blender process that loads, voxelises and renders the models the parent asks for.
+
+The parent (render_job.py) starts it with `worker_command()`, writes jobs to its stdin, one JSON line each
+({"pos": k, "id": ...}, k the model's position in `list_records(...)`), and closes stdin when the worker
+should finish. The worker answers on a pipe (file descriptor `result_fd`), never on stdout, which Blender
+fills with its own messages. Each answer is a frame: 4-byte big-endian length, a JSON header, then
+`header["nbytes"]` bytes of payload (gray, alpha [V, S, S] uint8, then the R^3 voxels as packed bits).
+Only the parent writes the dataset; a worker holds no lock and writes no file but its temporary frames.
+
+This module imports without bpy (the parent uses list_records and worker_command); bpy is imported in main().
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+
+from .dataset_tools.camera import View
+from .dataset_tools.errors import VoxliftError
+
+# Child bootstrap. The package may be `voxlift` (pip/editable install) or `bl_ext.<repo>.voxlift` (Blender
+# extension, whose parent packages exist only inside a running Blender): try the name, else load the folder
+# as `voxlift` (imports inside the package are relative, so any name works).
+_BOOT = r"""
+import importlib, importlib.util, json, sys
+argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+name, path, config = argv[0], argv[1], argv[2]
+try:
+    mod = importlib.import_module(name + ".render_worker")
+except ImportError:
+    spec = importlib.util.spec_from_file_location("voxlift", path + "/__init__.py",
+                                                  submodule_search_locations=[path])
+    pkg = importlib.util.module_from_spec(spec)
+    sys.modules["voxlift"] = pkg
+    spec.loader.exec_module(pkg)
+    mod = importlib.import_module("voxlift.render_worker")
+sys.exit(mod.main(json.loads(config)))
+"""
+
+
+def package_name() -> str:
+    return __package__
+
+
+def package_dir() -> str:
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def worker_command(config: dict) -> list[str]:
+    """argv that starts a worker: the Blender binary when we run inside one, else this Python with bpy."""
+    args = [package_name(), package_dir(), json.dumps(config)]
+    bpy = sys.modules.get("bpy")
+    binary = getattr(getattr(bpy, "app", None), "binary_path", "") if bpy else ""
+    if binary:
+        return [binary, "-b", "--factory-startup", "--python-exit-code", "1", "--python-expr", _BOOT, "--", *args]
+    return [sys.executable, "-c", _BOOT, *args]
+
+
+def list_records(sources: list[str], categories: list[str] | None = None, limit: int | None = None) -> list:
+    """Every model of the sources, in a fixed order (the parent and all workers must agree on it)."""
+    from .dataset_tools.sources import iter_models
+
+    records = []
+    for spec in sources:
+        left = None if limit is None else limit - len(records)
+        if left is not None and left <= 0:
+            break
+        records.extend(iter_models(spec, categories=categories, limit=left))
+    return records
+
+
+def _send(fd: int, header: dict, payload: bytes = b"") -> None:
+    header = dict(header, nbytes=len(payload))
+    head = json.dumps(header).encode()
+    data = struct.pack(">I", len(head)) + head + payload
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def main(config: dict) -> int:
+    fd = int(config["result_fd"])
+    try:
+        from .dataset_tools.voxelize import voxelize
+        from .render import Renderer, RenderSettings
+
+        views = [View.from_json(v) for v in config["views"]]
+        settings = RenderSettings(views=views, image_size=config["image_size"],
+                                  supersample=config["supersample"], engine=config["engine"],
+                                  cycles_samples=config.get("cycles_samples", 16))
+        records = list_records(config["sources"], config.get("categories"), config.get("limit"))
+        renderer = Renderer(settings)
+    except Exception as exc:  # the parent shows this and stops: every model would fail the same way
+        _send(fd, {"type": "fatal", "reason": f"{type(exc).__name__}: {exc}"})
+        return 1
+    resolution = int(config["resolution"])
+    _send(fd, {"type": "ready", "pid": os.getpid()})
+    try:
+        for line in sys.stdin:
+            job = json.loads(line)
+            pos, model_id = int(job["pos"]), job["id"]
+            t0 = time.perf_counter()
+            try:
+                if not 0 <= pos < len(records) or records[pos].id != model_id:
+                    raise VoxliftError(f"model {model_id!r}: the source listing changed under the render")
+                mesh = records[pos].load()
+                mesh.check(model_id)
+                voxels = voxelize(mesh.vertices, mesh.faces, resolution)
+                gray, alpha = renderer.render(mesh.vertices, mesh.faces)
+            except Exception as exc:  # one bad model is skipped, the run goes on
+                _send(fd, {"type": "skip", "pos": pos, "id": model_id, "reason": _reason(exc)})
+                continue
+            payload = gray.tobytes() + alpha.tobytes() + np.packbits(np.asarray(voxels, bool).ravel()).tobytes()
+            _send(fd, {"type": "done", "pos": pos, "id": model_id, "seconds": time.perf_counter() - t0},
+                  payload)
+    except BrokenPipeError:  # the parent is gone (killed or cancelled): nothing left to do
+        return 0
+    finally:
+        renderer.close()
+    return 0
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, VoxliftError) else f"{type(exc).__name__}: {text}"
+
+
+def decode_result(header: dict, payload: bytes, views: int, size: int, resolution: int):
+    """gray, alpha uint8 [V, S, S] and voxels bool [R, R, R] from a "done" frame."""
+    n = views * size * size
+    if len(payload) != 2 * n + (resolution ** 3 + 7) // 8:
+        raise ValueError(f"worker sent {len(payload)} bytes for model {header.get('id')!r}")
+    gray = np.frombuffer(payload, np.uint8, n).reshape(views, size, size)
+    alpha = np.frombuffer(payload, np.uint8, n, offset=n).reshape(views, size, size)
+    bits = np.frombuffer(payload, np.uint8, offset=2 * n)
+    voxels = np.unpackbits(bits, count=resolution ** 3).astype(bool).reshape(resolution, resolution, resolution)
+    return gray, alpha, voxels

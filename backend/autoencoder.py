@@ -1,0 +1,209 @@
+"""Cross-autoencoder pre-training for the CycleGAN's generators.
+
+    voxlift train autoencoder --data DATASET --out RUN [--steps N | --max-minutes M] [--resume]
+    voxlift train cyclegan --data DATASET --out RUN2 --init-from RUN
+
+Each generator of the CycleGAN is an encoder of one domain and a decoder of the other. Crossed over, the
+halves make two ordinary autoencoders: the 2D encoder of G_2D->3D with the 2D decoder of G_3D->2D on
+renderings (L1), and the 3D encoder of G_3D->2D with the 3D decoder of G_2D->3D on grids (weighted BCE).
+Training them teaches every half to read or draw its own domain before the CycleGAN joins them. They see
+the same two disjoint domains the CycleGAN will (same seed and --pairing): still no pair, ever.
+The checkpoint names its tensors as the CycleGAN does (model.enc2d.*, ...), so --init-from loads them as is.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..dataset_tools.dataset import open_dataset
+from ..dataset_tools.errors import VoxliftError
+from . import checkpoint as ckpt
+from .cyclegan import SPECTRAL, _check
+from .losses import positive_weight, voxel_loss
+from .metrics import iou
+from .networks import NORMS, ImageDecoder, ImageEncoder, VoxelDecoder, VoxelEncoder
+from .unpaired_data import PAIRINGS, UnpairedSampler, load_pairs, split_domains
+
+KIND = "autoencoder"
+
+
+class CrossAutoencoders(nn.Module):
+    def __init__(self, config: dict):
+        super().__init__()
+        s, r, z = config["input_size"], config["resolution"], config["latent_dim"]
+        ew, dw, norm, sn = config["encoder_width"], config["decoder_width"], config["norm"], config["spectral"] == "all"
+        self.enc2d = ImageEncoder(s, z, ew, norm, sn)
+        self.dec3d = VoxelDecoder(r, z, dw, norm, sn)
+        self.enc3d = VoxelEncoder(r, z, ew, norm, sn)
+        self.dec2d = ImageDecoder(s, z, dw, norm, sn)
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dec2d(self.enc2d(x)))
+
+    def voxels(self, y: torch.Tensor) -> torch.Tensor:
+        return self.dec3d(self.enc3d(y))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--out", required=True, help="run folder")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="training steps (default 1000 unless --max-minutes)")
+    budget.add_argument("--max-minutes", type=float, help="train for this long")
+    p.add_argument("--resume", action="store_true", help="continue RUN/last.safetensors (fresh if none)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--pairing", default="disjoint", choices=PAIRINGS, help="as for train cyclegan")
+    p.add_argument("--views", type=int, nargs="+", help="only these views' renderings (default: every view)")
+    p.add_argument("--categories", nargs="+", help="train on these categories only")
+    p.add_argument("--input-size", type=int, help="resize images to this (default: the dataset's size)")
+    p.add_argument("--latent-dim", type=int, default=256)
+    p.add_argument("--encoder-width", type=int, default=16)
+    p.add_argument("--decoder-width", type=int, default=8)
+    p.add_argument("--norm", default="batch", choices=NORMS)
+    p.add_argument("--spectral", default="critics", choices=SPECTRAL,
+                   help="as for train cyclegan: only 'all' changes the generators")
+    p.add_argument("--pos-weight", type=float, help="occupied voxels' weight (default: from their share)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--explode", type=float, default=1e4)
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--val-samples", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+
+
+def config_from_args(args, ds) -> dict:
+    return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()), "image_size": ds.image_size,
+            "input_size": args.input_size or ds.image_size, "resolution": ds.resolution, "viewer_centred": True,
+            "views": args.views, "categories": args.categories, "latent_dim": args.latent_dim,
+            "encoder_width": args.encoder_width, "decoder_width": args.decoder_width, "norm": args.norm,
+            "spectral": args.spectral, "pairing": args.pairing, "pos_weight": args.pos_weight, "lr": args.lr,
+            "batch_size": args.batch_size, "explode": args.explode, "seed": args.seed}
+
+
+def main(args) -> int:
+    from .paired import pick_device
+
+    return train(args, pick_device(args.device))
+
+
+@torch.no_grad()
+def validate(model: CrossAutoencoders, ds, split: str, config: dict, device, limit: int) -> dict:
+    images, grids, _ = load_pairs(ds, split, config["input_size"], limit, config["views"], config["categories"])
+    model.eval()
+    l1, probs = [], []
+    for i in range(0, len(images), 64):
+        x, y = images[i:i + 64].to(device), grids[i:i + 64].to(device)
+        l1.append(float((model.images(x) - x).abs().mean()) * len(x))
+        probs.append(torch.sigmoid(model.voxels(y)).cpu())
+    model.train()
+    return {"image_l1": sum(l1) / len(images), "voxel_iou@0.5": float(iou(torch.cat(probs), grids, (0.5,)).mean())}
+
+
+def train(args, device: torch.device, stop_after: int | None = None) -> int:
+    out = Path(args.out)
+    last_path = out / ckpt.LAST
+    resuming = args.resume and last_path.is_file()
+    if last_path.is_file() and not args.resume:
+        raise VoxliftError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
+    ds = open_dataset(args.data)
+    tensors, meta = ckpt.load_checkpoint(last_path, kinds=(KIND,)) if resuming else (None, None)
+    config = meta["config"] if resuming else config_from_args(args, ds)
+    seed = config["seed"]
+    torch.manual_seed(seed)
+    domains = split_domains(ds, "train", config["pairing"], seed, config["categories"])
+    sampler = UnpairedSampler(ds, domains, config["batch_size"], seed, config["input_size"], config["views"])
+    if config["pos_weight"] is None:
+        config["pos_weight"] = positive_weight(sampler.voxel_occupancy())
+    val_split = "val" if len(ds.indices("val", config["categories"])) >= 2 else "train"
+    model = CrossAutoencoders(config).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    step, elapsed, best = 0, 0.0, math.inf
+    steps_total = args.steps if args.steps is not None else (None if args.max_minutes else 1000)
+    budget_s = args.max_minutes * 60 if args.max_minutes is not None else None
+    if resuming:
+        ckpt.load_module_state(model, tensors, "model.", last_path)
+        opt.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+        step, elapsed, best = meta["step"], meta["elapsed"], meta["best"]
+        if args.steps is None and args.max_minutes is None:
+            steps_total, budget_s = meta["steps_total"], meta["budget_s"]
+    else:
+        ckpt.write_config(out, config)
+    log = open(out / "log.jsonl", "a")
+
+    def save_last():
+        t_opt, info = ckpt.flatten_optimizer(opt.state_dict())
+        state = {f"model.{k}": v for k, v in model.state_dict().items()}
+        ckpt.save_checkpoint(last_path, {**state, **t_opt}, {"config": config, "step": step, "elapsed": elapsed,
+                             "best": best, "optimizer": info, "steps_total": steps_total, "budget_s": budget_s})
+
+    def val():
+        nonlocal best
+        s = validate(model, ds, val_split, config, device, args.val_samples)
+        # One number to pick the best by: both reconstructions' errors, each on its own 0..1 scale.
+        score = s["image_l1"] / 2 + (1 - s["voxel_iou@0.5"])
+        if score < best:
+            best = score
+            state = {f"model.{k}": v for k, v in model.state_dict().items()}
+            ckpt.save_checkpoint(out / ckpt.BEST, state, {"config": config, "step": step, "val": s})
+        log.write(json.dumps({"step": step, "val": s}) + "\n")
+        log.flush()
+        return s
+
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps_total, initial=step, unit="step", dynamic_ncols=True, desc="train autoencoder")
+    model.train()
+    t_start = time.time() - elapsed
+    try:
+        while True:
+            progress = max(step / steps_total if steps_total else 0.0,
+                           (time.time() - t_start) / budget_s if budget_s else 0.0)
+            if progress >= 1.0:
+                break
+            x, _, y, _ = sampler.draw(step)
+            x, y = x.to(device), y.to(device)
+            losses = {"image_l1": F.l1_loss(model.images(x), x),
+                      "voxel_bce": voxel_loss(model.voxels(y), y, "weighted-bce", config["pos_weight"])}
+            total = losses["image_l1"] + losses["voxel_bce"]
+            _check({**losses, "loss": total}, step, config["explode"], out)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            step += 1
+            elapsed = time.time() - t_start
+            if step % 10 == 0 or step == 1:
+                log.write(json.dumps({"step": step, **{k: round(float(v.detach()), 5) for k, v in losses.items()}})
+                          + "\n")
+                log.flush()
+            if bar is not None:
+                bar.update(1)
+            if step % args.val_every == 0:
+                val()
+                save_last()
+            if stop_after is not None and step >= stop_after:
+                if step % args.val_every != 0:
+                    save_last()
+                return 0
+        if step % args.val_every != 0 or step == 0:
+            val()
+            save_last()
+    except KeyboardInterrupt:
+        save_last()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        log.close()
+    print(f"trained {step} steps in {elapsed / 60:.1f} min; checkpoints in {out} "
+          f"(start a CycleGAN from them: voxlift train cyclegan ... --init-from {out})")
+    return 0

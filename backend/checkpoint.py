@@ -1,0 +1,129 @@
+"""Checkpoints: safetensors only, never pickle.
+
+A run folder holds
+    config.json          the run's configuration ({"kind": "paired", ...}), written once at the start
+    best.safetensors     weights of the best validation IoU so far
+    last.safetensors     weights, optimiser (flattened: one tensor per state entry), step, scheduler and
+                         RNG state: everything an exact resume needs
+Each .safetensors file also carries the configuration and its own metadata as JSON in the safetensors
+header (key "voxlift"), so a file copied alone still loads. Writes go to a temporary file that replaces the
+old one (os.replace): a kill at any instant leaves the previous checkpoint whole.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..dataset_tools.errors import VoxliftError
+
+META_KEY = "voxlift"
+BEST, LAST, CONFIG = "best.safetensors", "last.safetensors", "config.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(Path(run_dir) / CONFIG, (json.dumps(config, indent=1) + "\n").encode())
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Write tensors and JSON-able `meta` (which holds "config") atomically."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(Path(path), save(tensors, metadata={META_KEY: json.dumps(meta)}))
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run folder (its best checkpoint, else its last)."""
+    p = Path(path)
+    if p.is_dir():
+        for name in (BEST, LAST):
+            if (p / name).is_file():
+                return p / name
+        raise VoxliftError(f"{p}: no {BEST} or {LAST} in this run folder")
+    if not p.is_file():
+        raise VoxliftError(f"{p}: no such checkpoint")
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike, kinds: tuple[str, ...] | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors on the CPU, meta) of a safetensors checkpoint; anything else raises VoxliftError naming it."""
+    from safetensors import safe_open
+
+    p = resolve_checkpoint(path)
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        raise VoxliftError(f"{p}: a pickle/torch.save file; voxlift loads only safetensors checkpoints "
+                           "(pickles can run code when loaded)")
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            meta_text = (f.metadata() or {}).get(META_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for every kind of damage
+        raise VoxliftError(f"{p}: not a readable safetensors checkpoint ({exc})") from None
+    if meta_text is None:
+        raise VoxliftError(f"{p}: a safetensors file without voxlift's metadata (not a voxlift checkpoint)")
+    try:
+        meta = json.loads(meta_text)
+        config = meta["config"]
+        kind = config["kind"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VoxliftError(f"{p}: damaged voxlift metadata ({exc!r})") from None
+    if kinds is not None and kind not in kinds:
+        raise VoxliftError(f"{p}: a checkpoint of kind {kind!r}; this needs one of {', '.join(kinds)}")
+    return tensors, meta
+
+
+def load_module_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path) -> None:
+    """Load the `prefix`-ed tensors into `module`; a missing, extra or wrong-shaped tensor is a VoxliftError."""
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or extra or bad:
+        what = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra else
+                f"wrong shape for {bad[0]}: {tuple(state[bad[0]].shape)} != {tuple(own[bad[0]].shape)}")
+        raise VoxliftError(f"{path}: does not fit the model its config describes ({what})")
+    module.load_state_dict(state)
+
+
+# --- optimiser and scheduler state as tensors + JSON (no pickle) ------------------------------------------
+
+
+def flatten_optimizer(state: dict, prefix: str = "optim.") -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for pid, entry in state["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}{pid}.{key}"] = value
+            else:
+                scalars[f"{pid}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], info: dict, prefix: str = "optim.") -> dict:
+    state: dict = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix):
+            pid, key = name[len(prefix):].split(".", 1)
+            state.setdefault(int(pid), {})[key] = value
+    for name, value in info.get("scalars", {}).items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": info["param_groups"]}

@@ -1,0 +1,493 @@
+"""The unpaired model: a CycleGAN between renderings and voxel grids of *different* models.
+
+    voxlift train cyclegan --data DATASET --out RUN [--gan wgan-gp|lsgan|hinge] [--spectral critics|all|none]
+                           [--pairing disjoint|shuffled] [--init-from AUTOENCODER_RUN] [--steps N | --max-minutes M]
+                           [--resume] [--device auto|cpu|cuda]
+
+Networks (networks.py, shared with the paired model):
+    G_2D->3D = ImageEncoder + VoxelDecoder    (the paired model's architecture: the two settings compare 1:1)
+    G_3D->2D = VoxelEncoder + ImageDecoder    (tanh: images in [-1, 1])
+    D_2D, D_3D = Critic2D, Critic3D           (PatchGAN, no batch norm, spectral norm on every layer by default)
+
+One step: n_critic critic updates (each on a fresh pair of unpaired batches; fakes come through an image pool),
+then one generator update with
+    L_G = adv(D_3D(sigmoid(G_23(x)))) + adv(D_2D(G_32(y)))
+          + lambda_cycle * (|G_32(sigmoid(G_23(x))) - x|_1 + wBCE(G_23(G_32(y)), y))
+and no identity loss (a grid is not an image). The learning rate is constant for the first half of the run
+and falls linearly to 0 over the second (pytorch-CycleGAN), measured in steps or, with --max-minutes, in time.
+
+Every loss is checked before its update: a NaN, an infinity or a loss above --explode stops the run with a
+message that names the step and the loss, and last.safetensors is left as it was (the last good state).
+Checkpoints are those of the paired model (checkpoint.py): last.safetensors resumes exactly (the batches,
+the pool's randomness and the gradient-penalty mixing are functions of the seed and step), best.safetensors
+keeps the best validation MMD: an unpaired criterion, so selection never looks at a pair.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..dataset_tools.dataset import open_dataset
+from ..dataset_tools.errors import VoxliftError
+from . import checkpoint as ckpt
+from .distribution_metrics import distribution_scores
+from .gan_losses import GAN_KINDS, GP_WEIGHT, critic_loss, generator_loss, gradient_penalty
+from .losses import positive_weight, voxel_loss
+from .metrics import iou
+from .networks import NORMS, Critic2D, Critic3D, ImageDecoder, ImageEncoder, VoxelDecoder, VoxelEncoder
+from .unpaired_data import PAIRINGS, UnpairedSampler, load_pairs, split_domains
+
+KIND = "cyclegan"
+SPECTRAL = ("critics", "all", "none")
+GENERATOR_PARTS = ("enc2d", "dec3d", "enc3d", "dec2d")
+
+
+class TrainingDiverged(VoxliftError):
+    """A loss became NaN, infinite or exploded; the run stopped and kept its last good checkpoint."""
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+
+def _critic_layers(size: int, most: int) -> int:
+    """Stride-2 layers leaving patches of at least 4 (2 for tiny inputs) on a side."""
+    return max(1, min(most, int(math.log2(size)) - 2))
+
+
+class CycleGAN(nn.Module):
+    def __init__(self, config: dict):
+        super().__init__()
+        s, r, z = config["input_size"], config["resolution"], config["latent_dim"]
+        ew, dw, norm = config["encoder_width"], config["decoder_width"], config["norm"]
+        g_sn = config["spectral"] == "all"
+        c_sn = config["spectral"] in ("critics", "all")
+        self.enc2d = ImageEncoder(s, z, ew, norm, g_sn)
+        self.dec3d = VoxelDecoder(r, z, dw, norm, g_sn)
+        self.enc3d = VoxelEncoder(r, z, ew, norm, g_sn)
+        self.dec2d = ImageDecoder(s, z, dw, norm, g_sn)
+        cw, cn = config["critic_width"], config["critic_norm"]
+        self.critic2d = Critic2D(_critic_layers(s, 4), cw, 1, cn, c_sn)
+        self.critic3d = Critic3D(_critic_layers(r, 3), cw, 1, cn, c_sn)
+
+    def to_voxels(self, images: torch.Tensor) -> torch.Tensor:
+        """G_2D->3D: images [B, 1, S, S] in [-1, 1] -> logits [B, R, R, R]."""
+        return self.dec3d(self.enc2d(images))
+
+    def to_images(self, voxels: torch.Tensor) -> torch.Tensor:
+        """G_3D->2D: occupancy [B, R, R, R] in [0, 1] -> images [B, 1, S, S] in [-1, 1]."""
+        return torch.tanh(self.dec2d(self.enc3d(voxels)))
+
+    def image_to_voxels(self) -> nn.Module:
+        """G_2D->3D as one module (sharing this model's weights), for evaluation."""
+        return nn.Sequential(self.enc2d, self.dec3d)
+
+    def generator_parameters(self):
+        return [p for name in GENERATOR_PARTS for p in getattr(self, name).parameters()]
+
+    def critic_parameters(self):
+        return [*self.critic2d.parameters(), *self.critic3d.parameters()]
+
+
+class ImageToVoxels(nn.Module):
+    """G_2D->3D alone, for prediction: [B, 1, S, S] -> logits, like the paired model."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        g_sn = config["spectral"] == "all"
+        self.enc2d = ImageEncoder(config["input_size"], config["latent_dim"], config["encoder_width"],
+                                  config["norm"], g_sn)
+        self.dec3d = VoxelDecoder(config["resolution"], config["latent_dim"], config["decoder_width"],
+                                  config["norm"], g_sn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec3d(self.enc2d(x))
+
+
+def predictor_network(config: dict, tensors: dict, path) -> ImageToVoxels:
+    """G_2D->3D from a cyclegan checkpoint's tensors (predict.py's PREDICTOR_KINDS entry point)."""
+    net = ImageToVoxels(config)
+    wanted = {k: v for k, v in tensors.items() if k.startswith(("model.enc2d.", "model.dec3d."))}
+    ckpt.load_module_state(net, wanted, "model.", path)
+    return net.eval()
+
+
+class ImagePool:
+    """The last `size` fakes; a query returns each new fake or, half the time, swaps it for an older one
+    (Shrivastava et al. 2017, as in pytorch-CycleGAN), so the critic does not chase the latest generator."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: torch.Tensor | None = None
+
+    def query(self, fakes: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if self.size <= 0:
+            return fakes
+        out = []
+        for f in fakes.detach():
+            n = 0 if self.items is None else len(self.items)
+            if n < self.size:
+                self.items = f[None].clone() if self.items is None else torch.cat([self.items, f[None]])
+                out.append(f)
+            elif torch.rand(1, generator=gen).item() < 0.5:
+                j = int(torch.randint(0, n, (1,), generator=gen))
+                out.append(self.items[j].clone())
+                self.items[j] = f
+            else:
+                out.append(f)
+        return torch.stack(out)
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, config.json, log.jsonl, TensorBoard")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="generator steps (default 2000 unless --max-minutes)")
+    budget.add_argument("--max-minutes", type=float, help="train for this long (the lr decay follows the clock)")
+    p.add_argument("--resume", action="store_true", help="continue RUN/last.safetensors (fresh if none)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--gan", default="wgan-gp", choices=GAN_KINDS, help="adversarial loss (default wgan-gp)")
+    p.add_argument("--spectral", default="critics", choices=SPECTRAL,
+                   help="spectral normalisation on every layer of the critics (default), of all networks, or none")
+    p.add_argument("--n-critic", type=int, help="critic updates per generator update (default 5 for wgan-gp, else 1)")
+    p.add_argument("--gp-weight", type=float, default=GP_WEIGHT, help="gradient penalty weight lambda (wgan-gp)")
+    p.add_argument("--beta1", type=float, choices=(0.0, 0.5),
+                   help="Adam beta1; beta2 is 0.9 (default 0 for wgan-gp, 0.5 otherwise)")
+    p.add_argument("--lr", type=float, default=2e-4, help="generators' learning rate")
+    p.add_argument("--lr-critic", type=float, help="critics' learning rate (default: --lr)")
+    p.add_argument("--lambda-cycle", type=float, default=10.0, help="weight of the two cycle losses")
+    p.add_argument("--pool-size", type=int, default=50, help="image pool of fakes for the critics (0: none)")
+    p.add_argument("--decay-from", type=float, default=0.5, help="share of the run before the lr decays linearly")
+    p.add_argument("--pairing", default="disjoint", choices=PAIRINGS,
+                   help="disjoint: renderings and grids from two disjoint halves of the models (default)")
+    p.add_argument("--views", type=int, nargs="+", help="only these views' renderings (default: every view)")
+    p.add_argument("--categories", nargs="+", help="train on these categories only")
+    p.add_argument("--init-from", help="autoencoder run (voxlift train autoencoder) whose weights start the generators")
+    p.add_argument("--input-size", type=int, help="resize images to this (default: the dataset's size)")
+    p.add_argument("--latent-dim", type=int, default=256)
+    p.add_argument("--encoder-width", type=int, default=16)
+    p.add_argument("--decoder-width", type=int, default=8)
+    p.add_argument("--critic-width", type=int, default=16)
+    p.add_argument("--norm", default="batch", choices=NORMS, help="generators' normalisation")
+    p.add_argument("--critic-norm", default="none", choices=tuple(n for n in NORMS if n != "batch"))
+    p.add_argument("--pos-weight", type=float, help="occupied voxels' weight in the voxel cycle loss "
+                   "(default: from their share in the grid domain)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--explode", type=float, default=1e4, help="a loss above this stops the run (diverged)")
+    p.add_argument("--val-every", type=int, default=250, help="steps between validations and checkpoints")
+    p.add_argument("--val-samples", type=int, default=256, help="val models used for validation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def config_from_args(args, ds) -> dict:
+    from .data import dataset_statistics
+
+    gan = args.gan
+    stats = dataset_statistics(ds, ds.indices("train", args.categories))
+    return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()),
+            "image_size": ds.image_size, "input_size": args.input_size or ds.image_size,
+            "resolution": ds.resolution, "viewer_centred": True, "views": args.views,
+            "categories": args.categories, "background": stats["background"], "fill": stats["fill"],
+            "occupancy": stats["occupancy"],
+            "latent_dim": args.latent_dim, "encoder_width": args.encoder_width,
+            "decoder_width": args.decoder_width, "critic_width": args.critic_width, "norm": args.norm,
+            "critic_norm": args.critic_norm, "spectral": args.spectral, "gan": gan,
+            "n_critic": args.n_critic or (5 if gan == "wgan-gp" else 1), "gp_weight": args.gp_weight,
+            "beta1": args.beta1 if args.beta1 is not None else (0.0 if gan == "wgan-gp" else 0.5),
+            "lr": args.lr, "lr_critic": args.lr_critic or args.lr, "lambda_cycle": args.lambda_cycle,
+            "pool_size": args.pool_size, "decay_from": args.decay_from, "pairing": args.pairing,
+            "pos_weight": args.pos_weight, "batch_size": args.batch_size, "explode": args.explode,
+            "init_from": str(Path(args.init_from).resolve()) if args.init_from else None, "seed": args.seed}
+
+
+def lr_factor(progress: float, decay_from: float) -> float:
+    """1 until `decay_from` of the run, then linearly down to 0 at its end."""
+    if progress <= decay_from:
+        return 1.0
+    return max(0.0, (1 - progress) / max(1e-9, 1 - decay_from))
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def predict_voxels(to_voxels, images: torch.Tensor, device, batch: int = 64) -> torch.Tensor:
+    out = [torch.sigmoid(to_voxels(images[i:i + batch].to(device)).float()).cpu()
+           for i in range(0, len(images), batch)]
+    return torch.cat(out)
+
+
+def evaluate_generator(to_voxels, ds, split: str, input_size: int, device, limit: int | None = None,
+                       with_distribution: bool = True, views: list[int] | None = None,
+                       categories: list[str] | None = None) -> dict:
+    """G_2D->3D on a split's (model, view) items: IoU against each item's own grid (the paired protocol, in
+    the viewer's frame) and MMD / coverage / 1-NNA of the predicted grids against the true ones as a set."""
+    images, grids, idx = load_pairs(ds, split, input_size, limit, views, categories)
+    was_training = getattr(to_voxels, "training", False)
+    if was_training:
+        to_voxels.eval()
+    probs = predict_voxels(to_voxels, images, device)
+    if was_training:
+        to_voxels.train()
+    per = iou(probs, grids, (0.3, 0.4, 0.5))
+    out = {"split": split, "items": int(len(idx)), "iou@0.3": float(per[:, 0].mean()),
+           "iou@0.4": float(per[:, 1].mean()), "iou@0.5": float(per[:, 2].mean())}
+    if with_distribution and len(idx) >= 2:
+        out.update(distribution_scores(probs > 0.5, grids > 0.5, device=device).to_dict())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def main(args) -> int:
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise VoxliftError("train cyclegan runs in one process (the gradient penalty's double backward "
+                           "does not go through DDP); run it without torchrun")
+    from .paired import pick_device
+
+    return train(args, pick_device(args.device))
+
+
+def _check(losses: dict[str, torch.Tensor], step: int, limit: float, out: Path) -> None:
+    for name, value in losses.items():
+        v = float(value.detach())
+        if not math.isfinite(v) or abs(v) > limit:
+            what = "NaN" if math.isnan(v) else ("infinite" if math.isinf(v) else f"{v:.3g}, above --explode {limit:g}")
+            last = out / ckpt.LAST
+            keep = (f"the last good checkpoint {last} is kept" if last.is_file()
+                    else "no checkpoint had been written yet")
+            raise TrainingDiverged(f"{out}: training diverged at step {step}: {name} is {what}; {keep} "
+                                   "(try a lower --lr, --gan wgan-gp with --spectral critics, or fewer --n-critic)")
+
+
+def _init_from(model: CycleGAN, path: str) -> int:
+    """Load the generator halves an autoencoder run trained; returns how many tensors came from it."""
+    tensors, meta = ckpt.load_checkpoint(path, kinds=("autoencoder",))
+    src = Path(path)
+    n = 0
+    for part in GENERATOR_PARTS:
+        prefix = f"model.{part}."
+        if not any(k.startswith(prefix) for k in tensors):
+            raise VoxliftError(f"{src}: an autoencoder checkpoint without the {part} weights")
+        ckpt.load_module_state(getattr(model, part), tensors, prefix, src)
+        n += sum(1 for k in tensors if k.startswith(prefix))
+    return n
+
+
+def _same_shape(config: dict, other: dict, source) -> None:
+    for key in ("input_size", "resolution", "latent_dim", "encoder_width", "decoder_width", "norm"):
+        if config[key] != other.get(key):
+            raise VoxliftError(f"{source}: its networks have {key} {other.get(key)!r}, this run {config[key]!r}; "
+                               "train the autoencoder with the same network options")
+    if (config["spectral"] == "all") != (other.get("spectral") == "all"):
+        raise VoxliftError(f"{source}: spectral normalisation of the generators differs from this run's")
+
+
+def train(args, device: torch.device, on_batch=None, stop_after: int | None = None) -> int:
+    """Train (or resume) a run. `on_batch(image_models, voxel_models)` sees the model indices of every batch
+    the networks are fed; `stop_after` ends the process after that many steps as if it had been killed
+    right after a checkpoint (for resume tests)."""
+    out = Path(args.out)
+    last_path = out / ckpt.LAST
+    resuming = args.resume and last_path.is_file()
+    if last_path.is_file() and not args.resume:
+        raise VoxliftError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
+    ds = open_dataset(args.data)
+    if resuming:
+        tensors, meta = ckpt.load_checkpoint(last_path, kinds=(KIND,))
+        config = meta["config"]
+    else:
+        tensors, meta = None, None
+        config = config_from_args(args, ds)
+    if config["resolution"] != ds.resolution:
+        raise VoxliftError(f"{args.data}: grids of {ds.resolution}^3, the run was made for {config['resolution']}^3")
+    seed = config["seed"]
+    torch.manual_seed(seed)
+    domains = split_domains(ds, "train", config["pairing"], seed, config["categories"])
+    sampler = UnpairedSampler(ds, domains, config["batch_size"], seed, config["input_size"], config["views"])
+    if config["pos_weight"] is None:
+        config["pos_weight"] = positive_weight(sampler.voxel_occupancy())
+    val_split = "val" if len(ds.indices("val", config["categories"])) >= 2 else "train"
+
+    model = CycleGAN(config).to(device)
+    betas = (config["beta1"], 0.9)
+    opt_g = torch.optim.Adam(model.generator_parameters(), lr=config["lr"], betas=betas)
+    opt_d = torch.optim.Adam(model.critic_parameters(), lr=config["lr_critic"], betas=betas)
+    pools = {"img": ImagePool(config["pool_size"]), "vox": ImagePool(config["pool_size"])}
+    step, elapsed, best = 0, 0.0, math.inf
+    if resuming:
+        ckpt.load_module_state(model, tensors, "model.", last_path)
+        opt_g.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["opt_g"], "opt_g."))
+        opt_d.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["opt_d"], "opt_d."))
+        for name, pool in pools.items():
+            if f"pool.{name}" in tensors:
+                pool.items = tensors[f"pool.{name}"].to(device)
+        step, elapsed, best = meta["step"], meta["elapsed"], meta["best"]
+        steps_total, budget_s = meta["steps_total"], meta["budget_s"]
+        if args.steps is not None or args.max_minutes is not None:  # a new budget for the resumed run
+            steps_total = args.steps
+            budget_s = args.max_minutes * 60 if args.max_minutes is not None else None
+    else:
+        if config["init_from"]:
+            src = ckpt.resolve_checkpoint(config["init_from"])
+            _same_shape(config, ckpt.load_checkpoint(src, kinds=("autoencoder",))[1]["config"], src)
+            _init_from(model, str(src))
+        steps_total = args.steps if args.steps is not None else (None if args.max_minutes else 2000)
+        budget_s = args.max_minutes * 60 if args.max_minutes is not None else None
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.write_config(out, config)
+        (out / "domains.json").write_text(json.dumps({
+            "pairing": domains.pairing, "image_models": [ds.models[i].id for i in domains.image_models],
+            "voxel_models": [ds.models[i].id for i in domains.voxel_models]}, indent=0) + "\n")
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tb"), purge_step=step if resuming else None)
+    log = open(out / "log.jsonl", "a")
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps_total, initial=step, unit="step", dynamic_ncols=True,
+                   desc=f"train cyclegan {config['gan']} ({device.type})")
+
+    def tensors_now() -> dict:
+        return {f"model.{k}": v for k, v in model.state_dict().items()}
+
+    def save_last():
+        bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            _check({f"weight {bad[0]}": torch.tensor(float("nan"))}, step, config["explode"], out)
+        t_g, info_g = ckpt.flatten_optimizer(opt_g.state_dict(), "opt_g.")
+        t_d, info_d = ckpt.flatten_optimizer(opt_d.state_dict(), "opt_d.")
+        extra = {f"pool.{n}": p.items for n, p in pools.items() if p.items is not None}
+        ckpt.save_checkpoint(last_path, {**tensors_now(), **t_g, **t_d, **extra},
+                             {"config": config, "step": step, "elapsed": elapsed, "best": best,
+                              "opt_g": info_g, "opt_d": info_d, "steps_total": steps_total,
+                              "budget_s": budget_s})
+
+    def validate() -> dict:
+        nonlocal best
+        scores = evaluate_generator(model.image_to_voxels(), ds, val_split, config["input_size"], device,
+                                    args.val_samples, views=config["views"], categories=config["categories"])
+        for k, v in scores.items():
+            if isinstance(v, float):
+                writer.add_scalar(f"val/{k}", v, step)
+        if scores.get("mmd", math.inf) < best:
+            best = scores["mmd"]
+            ckpt.save_checkpoint(out / ckpt.BEST, tensors_now(),
+                                 {"config": config, "step": step, "val": scores})
+        return scores
+
+    model.train()
+    t_start = time.time() - elapsed
+    gan, n_critic = config["gan"], config["n_critic"]
+    last_val = None
+    try:
+        while True:
+            progress = max(step / steps_total if steps_total else 0.0,
+                           (time.time() - t_start) / budget_s if budget_s else 0.0)
+            if progress >= 1.0:
+                break
+            for opt, base in ((opt_g, config["lr"]), (opt_d, config["lr_critic"])):
+                for group in opt.param_groups:
+                    group["lr"] = base * lr_factor(progress, config["decay_from"])
+            torch.manual_seed(seed * 1_000_003 + step)  # GP mixing, pool choices: functions of the step
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            losses = {}
+            # --- critics
+            for p in model.critic_parameters():
+                p.requires_grad_(True)
+            for k in range(n_critic):
+                x, im_idx, y, vx_idx = sampler.draw(step * (n_critic + 1) + k)
+                if on_batch is not None:
+                    on_batch(im_idx, vx_idx)
+                x, y = x.to(device), y.to(device)
+                with torch.no_grad():
+                    fake_vox = torch.sigmoid(model.to_voxels(x))
+                    fake_img = model.to_images(y)
+                fake_vox = pools["vox"].query(fake_vox, gen)
+                fake_img = pools["img"].query(fake_img, gen)
+                d3 = critic_loss(gan, model.critic3d(y), model.critic3d(fake_vox))
+                d2 = critic_loss(gan, model.critic2d(x), model.critic2d(fake_img))
+                losses = {"critic3d": d3, "critic2d": d2}
+                if gan == "wgan-gp":
+                    losses["gp3d"] = gradient_penalty(model.critic3d, y, fake_vox, weight=config["gp_weight"])
+                    losses["gp2d"] = gradient_penalty(model.critic2d, x, fake_img, weight=config["gp_weight"])
+                total_d = sum(losses.values())
+                _check({**losses, "critic loss": total_d}, step, config["explode"], out)
+                opt_d.zero_grad(set_to_none=True)
+                total_d.backward()
+                opt_d.step()
+            # --- generators
+            for p in model.critic_parameters():
+                p.requires_grad_(False)
+            x, im_idx, y, vx_idx = sampler.draw(step * (n_critic + 1) + n_critic)
+            if on_batch is not None:
+                on_batch(im_idx, vx_idx)
+            x, y = x.to(device), y.to(device)
+            fake_vox = torch.sigmoid(model.to_voxels(x))
+            rec_img = model.to_images(fake_vox)
+            fake_img = model.to_images(y)
+            rec_vox = model.to_voxels(fake_img)
+            g_losses = {"adv3d": generator_loss(gan, model.critic3d(fake_vox)),
+                        "adv2d": generator_loss(gan, model.critic2d(fake_img)),
+                        "cycle_image": F.l1_loss(rec_img, x),
+                        "cycle_voxels": voxel_loss(rec_vox, y, "weighted-bce", config["pos_weight"])}
+            total_g = (g_losses["adv3d"] + g_losses["adv2d"]
+                       + config["lambda_cycle"] * (g_losses["cycle_image"] + g_losses["cycle_voxels"]))
+            _check({**g_losses, "generator loss": total_g}, step, config["explode"], out)
+            opt_g.zero_grad(set_to_none=True)
+            total_g.backward()
+            opt_g.step()
+            step += 1
+            elapsed = time.time() - t_start
+            if step % 10 == 0 or step == 1:
+                row = {"step": step, "elapsed": round(elapsed, 2), "lr": opt_g.param_groups[0]["lr"],
+                       **{k: round(float(v.detach()), 5) for k, v in {**losses, **g_losses}.items()}}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                for k, v in row.items():
+                    if k != "step":
+                        writer.add_scalar(f"train/{k}", v, step)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(g=f"{float(total_g):.3f}", d=f"{float(total_d):.3f}", val=last_val or "-")
+            if step % args.val_every == 0:
+                s = validate()
+                last_val = f"iou {s['iou@0.5']:.3f} mmd {s.get('mmd', float('nan')):.3f}"
+                log.write(json.dumps({"step": step, "val": s}) + "\n")
+                log.flush()
+                save_last()
+            if stop_after is not None and step >= stop_after:
+                if step % args.val_every != 0:
+                    save_last()
+                return 0
+        if step % args.val_every != 0 or step == 0:
+            s = validate()
+            log.write(json.dumps({"step": step, "val": s}) + "\n")
+            save_last()
+    except KeyboardInterrupt:
+        save_last()  # `--resume` continues from here
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+        log.close()
+    print(f"trained {step} steps in {elapsed / 60:.1f} min; best val MMD {best:.4f}; checkpoints in {out}")
+    return 0

@@ -1,0 +1,283 @@
+"""Wavefront OBJ reading and writing: geometry only (v and f lines), numpy only.
+
+Everything else in an OBJ file (vt, vn, g, o, s, usemtl, mtllib, l, p, comments...) is ignored, so a
+multi-part file keeps every part's faces. Polygons are fan-triangulated; `v/vt/vn`, `v//vn`, `v/vt`
+corners, negative (relative) indices, CRLF or CR line ends and `\\` line continuations are understood.
+
+Parsing is vectorised over the whole file (numpy scans of the bytes, `np.fromstring` for the numbers)
+rather than one Python call per line, because ShapeNet and Sweet Home 3D meshes reach millions of faces.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import VoxliftError
+from .mesh import Mesh
+
+# A polygon with more corners than this is not furniture, it is a broken or hostile file; refusing it keeps
+# one line from dictating memory use.
+MAX_FACE_CORNERS = 4096
+# Files bigger than this would need several times their size in RAM to parse.
+MAX_FILE_BYTES = 2 << 30
+
+_SPACE, _NEWLINE, _SLASH = 32, 10, 47
+
+
+def read_obj(path: str | os.PathLike) -> Mesh:
+    """Read an OBJ file into a triangle Mesh; VoxliftError (naming the file) if it cannot be used."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise VoxliftError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise VoxliftError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise VoxliftError(f"{path}: is a folder, not an OBJ file")
+    if size > MAX_FILE_BYTES:
+        raise VoxliftError(f"{path}: {size} bytes is too big for an OBJ model (limit {MAX_FILE_BYTES})")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise VoxliftError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return parse_obj(data, str(path))
+
+
+def parse_obj(data: bytes, name: str) -> Mesh:
+    """Parse the bytes of an OBJ file; `name` (the file's path or zip member) goes into error messages."""
+    data = _normalise_text(bytes(data), name)
+    lines = data.split(b"\n")
+    starts = np.zeros(len(lines), dtype=np.int64)
+    if len(lines) > 1:
+        starts[1:] = np.flatnonzero(np.frombuffer(data, np.uint8) == _NEWLINE) + 1
+    # The first two bytes of every line say what it is; a sentinel newline keeps the look-ups in bounds.
+    buf = np.frombuffer(data + b"\n\n", np.uint8)
+    first, second = buf[starts], buf[starts + 1]
+    is_v = (first == ord("v")) & (second == _SPACE)
+    is_f = (first == ord("f")) & (second == _SPACE)
+    if not is_f.any():
+        raise VoxliftError(f"{name}: no faces (not an OBJ mesh, or an empty or truncated file)")
+
+    v_lines = np.flatnonzero(is_v)
+    f_lines = np.flatnonzero(is_f)
+    vertices = _parse_vertices(_body(lines, is_v), v_lines, name)
+    corners, counts = _parse_faces(_body(lines, is_f), f_lines, name)
+
+    # Relative index -k means the k-th vertex defined before this face's line.
+    v_before = np.cumsum(is_v)[f_lines]
+    face_of_corner = np.repeat(np.arange(len(counts)), counts)
+    raw = corners
+    idx = np.where(raw > 0, raw - 1, raw + v_before[face_of_corner])
+    bad = (raw == 0) | (idx < 0) | (idx >= len(vertices))
+    if bad.any():
+        c = int(np.argmax(bad))
+        line = int(f_lines[face_of_corner[c]]) + 1
+        why = "index 0 (OBJ indices start at 1)" if raw[c] == 0 else \
+            f"vertex {int(raw[c])}, but the file has {len(vertices)} vertices there"
+        raise VoxliftError(f"{name}: line {line}: a face refers to {why} (corrupt or truncated file?)")
+
+    triangles = _fan_triangulate(idx, counts)
+    mesh = Mesh(vertices, triangles)
+    if not np.isfinite(mesh.vertices).all():
+        line = int(v_lines[np.flatnonzero(~np.isfinite(mesh.vertices).all(axis=1))[0]]) + 1
+        raise VoxliftError(f"{name}: line {line}: vertex coordinate is NaN or infinite")
+    return mesh.check(name)
+
+
+def write_obj(path: str | os.PathLike, mesh: Mesh, comment: str | None = None) -> None:
+    """Write vertices and triangles (1-based) atomically: a temp file renamed over `path`.
+
+    Coordinates are written with 17 significant digits, so reading the file back gives the same floats.
+    """
+    path = Path(path)
+    v = np.asarray(mesh.vertices, dtype=np.float64).reshape(-1, 3)
+    f = np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3) + 1
+    parts = [f"# {line}\n" for line in (comment or "").splitlines()]
+    parts.append("".join(map("v %.17g %.17g %.17g\n".__mod__, map(tuple, v.tolist()))))
+    parts.append("".join(map("f %d %d %d\n".__mod__, map(tuple, f.tolist()))))
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.writelines(parts)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _normalise_text(data: bytes, name: str) -> bytes:
+    """Check the bytes are text and bring them to one shape: LF line ends, spaces, no leading blanks."""
+    if not data.strip():
+        raise VoxliftError(f"{name}: empty file")
+    if b"\0" in data:
+        raise VoxliftError(f"{name}: binary data, not a text OBJ file")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VoxliftError(f"{name}: not a text OBJ file (invalid UTF-8 at byte {exc.start})") from None
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if b"\\\n" in data:  # a continued line joins the next one (this shifts later line numbers by one)
+        data = data.replace(b"\\\n", b" ")
+    for blank in (b"\t", b"\v", b"\f"):
+        if blank in data:
+            data = data.replace(blank, b" ")
+    # One space between tokens, none at either end of a line: then a line's tokens are its spaces + 1.
+    if b"  " in data:
+        data = re.sub(rb" {2,}", b" ", data)
+    if data.startswith(b" ") or b"\n " in data:
+        data = re.sub(rb"(?m)^ ", b"", data)
+    if b" \n" in data or data.endswith(b" "):
+        data = re.sub(rb"(?m) $", b"", data)
+    return data
+
+
+def _body(lines: list[bytes], mask: np.ndarray) -> bytes:
+    """The chosen lines joined by newlines, without their two-byte keyword ("v ", "f ")."""
+    text = b"\n".join(itertools.compress(lines, mask.tolist()))
+    return text[2:].replace(b"\n" + text[:2], b"\n")
+
+
+def _token_counts(buf: np.ndarray, n_lines: int) -> np.ndarray:
+    """How many tokens each newline-separated line of `buf` holds (normalised text: spaces + 1)."""
+    space_pos = np.flatnonzero(buf == _SPACE)
+    line_starts = np.zeros(n_lines + 1, dtype=np.int64)
+    line_starts[1:n_lines] = np.flatnonzero(buf == _NEWLINE) + 1
+    line_starts[n_lines] = len(buf) + 1
+    counts = np.diff(np.searchsorted(space_pos, line_starts)) + 1
+    counts[np.diff(line_starts) <= 1] = 0  # an empty line holds no token
+    return counts
+
+
+def _fromstring(text: bytes, dtype) -> np.ndarray:
+    with warnings.catch_warnings():  # numpy warns, then stops, at the first token it cannot read
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.fromstring(text, dtype=dtype, sep=" ")
+
+
+def _first_bad_token(text: bytes, line_numbers: np.ndarray, convert) -> tuple[int, bytes]:
+    """Slow path, only for error messages: the first line holding a token `convert` rejects."""
+    for k, line in enumerate(text.split(b"\n")):
+        for token in line.split():
+            try:
+                convert(token)
+            except ValueError:
+                return int(line_numbers[k]) + 1, token
+    return int(line_numbers[0]) + 1, b"?"
+
+
+def _parse_vertices(text: bytes, v_lines: np.ndarray, name: str) -> np.ndarray:
+    if len(v_lines) == 0:
+        return np.zeros((0, 3))
+    buf = np.frombuffer(text, np.uint8)
+    counts = _token_counts(buf, len(v_lines))
+    if counts.min() < 3:
+        line = int(v_lines[np.argmin(counts)]) + 1
+        raise VoxliftError(f"{name}: line {line}: a vertex needs 3 coordinates, found {counts.min()} "
+                           "(corrupt or truncated file?)")
+    values = _fromstring(text, np.float64)
+    if len(values) != counts.sum():
+        line, token = _first_bad_token(text, v_lines, float)
+        raise VoxliftError(f"{name}: line {line}: {token[:40]!r} is not a number")
+    if (counts == 3).all():
+        return values.reshape(-1, 3)
+    # Extra values (w, or the r g b of vertex colours): keep x y z.
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return values[offsets[:, None] + np.arange(3)]
+
+
+def _parse_faces(text: bytes, f_lines: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex indices of every corner (as written, 1-based or negative) and corners per face."""
+    buf = np.frombuffer(text, np.uint8)
+    counts = _token_counts(buf, len(f_lines))
+    if counts.min() < 3:
+        line = int(f_lines[np.argmin(counts)]) + 1
+        raise VoxliftError(f"{name}: line {line}: a face needs at least 3 vertices, found {counts.min()} "
+                           "(corrupt or truncated file?)")
+    if counts.max() > MAX_FACE_CORNERS:
+        line = int(f_lines[np.argmax(counts)]) + 1
+        raise VoxliftError(f"{name}: line {line}: a face with {counts.max()} corners "
+                           f"(more than {MAX_FACE_CORNERS}); refusing it")
+    total = int(counts.sum())
+    if text.translate(None, b"0123456789-/ \n"):  # numpy would read "3.5" as 3 and "1e3" as 1
+        line, token = _first_bad_token(text, f_lines, _corner_index)
+        raise VoxliftError(f"{name}: line {line}: {token[:40]!r} is not a vertex index")
+    corners = _uniform_corners(text, buf, counts, total)
+    if corners is None:
+        corners = _fromstring(_strip_slashes(buf), np.int64)
+    if len(corners) != total:
+        line, token = _first_bad_token(text, f_lines, _corner_index)
+        raise VoxliftError(f"{name}: line {line}: {token[:40]!r} is not a vertex index")
+    return corners, counts
+
+
+def _corner_index(token: bytes) -> int:
+    if not token.replace(b"/", b"").lstrip(b"-").isdigit():
+        raise ValueError(token)
+    return int(token.split(b"/")[0])
+
+
+def _uniform_corners(text: bytes, buf: np.ndarray, counts: np.ndarray, total: int) -> np.ndarray | None:
+    """Fast path for files whose corners are all `v`, all `v/vt/vn`, all `v//vn` or all `v/vt`: read every
+    number and keep the first of each corner. None when the corners are mixed (or malformed)."""
+    slashes = text.count(b"/")
+    if slashes == 0:
+        return _fromstring(text, np.int64)
+    doubles = text.count(b"//")
+    if slashes == 2 * total and doubles in (0, total):
+        fields = 3 - (doubles > 0)
+    elif slashes == total and doubles == 0:
+        fields = 2
+    else:
+        return None
+    # Every line must have the slashes of its own corners (the totals alone could hide a mix).
+    slash_pos = np.flatnonzero(buf == _SLASH)
+    line_starts = np.zeros(len(counts) + 1, dtype=np.int64)
+    line_starts[1:-1] = np.flatnonzero(buf == _NEWLINE) + 1
+    line_starts[-1] = len(buf) + 1
+    if not (np.diff(np.searchsorted(slash_pos, line_starts)) == counts * (slashes // total)).all():
+        return None
+    values = _fromstring(text.replace(b"/", b" "), np.int64)
+    if len(values) != fields * total:
+        return None
+    return values[::fields]
+
+
+def _strip_slashes(buf: np.ndarray) -> bytes:
+    """Blank "/vt/vn" from each token's first slash to its end, leaving only the vertex index."""
+    buf = buf.copy()
+    slash = np.flatnonzero(buf == _SLASH)
+    sep_pos = np.flatnonzero((buf == _SPACE) | (buf == _NEWLINE))
+    token_of_slash = np.searchsorted(sep_pos, slash)
+    first = np.ones(len(slash), dtype=bool)
+    first[1:] = token_of_slash[1:] != token_of_slash[:-1]
+    begin = slash[first]
+    end = np.append(sep_pos, len(buf))[token_of_slash[first]]
+    edge = np.zeros(len(buf) + 1, dtype=np.int8)
+    edge[begin] = 1
+    edge[end] -= 1
+    buf[np.cumsum(edge[:-1], dtype=np.int8) > 0] = _SPACE
+    return buf.tobytes()
+
+
+def _fan_triangulate(idx: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Polygon (c0, c1, ..., cn-1) -> triangles (c0, ci, ci+1): exact for the convex polygons OBJ holds."""
+    if (counts == 3).all():
+        return idx.reshape(-1, 3)
+    if (counts == 4).all():
+        q = idx.reshape(-1, 4)
+        return np.stack([q[:, [0, 1, 2]], q[:, [0, 2, 3]]], axis=1).reshape(-1, 3)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    n_tri = counts - 2
+    face = np.repeat(np.arange(len(counts)), n_tri)
+    local = np.arange(int(n_tri.sum())) - np.repeat(np.cumsum(n_tri) - n_tri, n_tri) + 1
+    first = start[face]
+    return np.stack([idx[first], idx[first + local], idx[first + local + 1]], axis=1)
