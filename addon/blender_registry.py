@@ -9,7 +9,12 @@ import bpy
 
 # Order matters: preferences and properties first, panels that use them after.
 BLENDER_MODULES = [
+    "prefs",
+    "blender_mesh",
     "ui_dataset",
+    "ui_reconstruct",
+    "ui_train",
+    "io_binvox",
 ]
 
 _loaded = []

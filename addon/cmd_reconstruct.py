@@ -16,6 +16,7 @@ import math
 import os
 import struct
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import numpy as np
 from . import meshing
 from .dataset_tools.errors import VoxliftError
 
+CHILD_ENV = "VOXLIFT_BACKEND_CHILD"
 FORMATS = (".blend", ".obj", ".glb", ".binvox", ".npz")
 
 # (resolved checkpoint, its mtime, device) -> Predictor: a warm Reconstruct click skips loading the model.
@@ -155,8 +157,9 @@ def predict_in_child(images: list[np.ndarray], checkpoint, backend, device: str 
         out = os.path.join(tmp, "probs.npz")
         cmd = backend.command("reconstruct", *paths, "--checkpoint", str(checkpoint), "--out", out,
                               "--device", device)
+        env = dict(backend.env(), **{CHILD_ENV: "1"})
         try:
-            proc = subprocess.run(cmd, env=backend.env(), capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise VoxliftError(f"{backend.python}: could not run the backend ({exc})") from None
         if proc.returncode != 0:
@@ -190,7 +193,9 @@ def predict(images: list[np.ndarray], checkpoint, device: str = "auto", backend=
     if backend is not None and backend.external:
         return predict_in_child(images, checkpoint, backend, device)
     if not torch_importable():
-        if backend is not None:
+        # A child never starts another child (it would repeat forever when torch is missing everywhere).
+        if backend is not None and not os.environ.get(CHILD_ENV) and (
+                backend.python != sys.executable or backend.paths):
             return predict_in_child(images, checkpoint, backend, device)
         raise VoxliftError("PyTorch is not installed in this Python: install it (voxlift preferences, "
                            "Install PyTorch) or choose a Python environment that has it")
@@ -404,6 +409,8 @@ def _blender_backend():
     try:
         from . import prefs
 
+        if prefs.get_prefs() is None:
+            return None  # bpy used as a plain module, the add-on not enabled: this Python it is
         return prefs.current_backend()
-    except Exception:  # the add-on is not registered (bpy used as a plain module): this Python it is
+    except Exception:  # noqa: BLE001 - no usable preferences: this Python it is
         return None

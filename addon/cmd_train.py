@@ -15,15 +15,24 @@ def _backend(name: str):
     return importlib.import_module(f"{__package__}.backend.{name}")
 
 
+def _optional(name: str):
+    """The backend module, or None when it is not part of this build (not when one of its imports fails)."""
+    full = f"{__package__}.backend.{name}"
+    try:
+        return importlib.import_module(full)
+    except ModuleNotFoundError as exc:
+        if exc.name != full:
+            raise
+        return None
+
+
 def add_arguments(command: str, parser) -> None:
     if command == "train":
         _backend("train").add_kind_parsers(parser)
         return
-    try:
-        module = _backend(BACKEND[command])
-    except ModuleNotFoundError:
-        return  # not written yet (diagnose comes with the unpaired model); run() says so
-    module.add_arguments(parser)
+    module = _optional(BACKEND[command])
+    if module is not None:  # otherwise run() says it is missing
+        module.add_arguments(parser)
 
 
 def run(args) -> int:
@@ -32,8 +41,7 @@ def run(args) -> int:
     if args.command == "train":
         train = _backend("train")
         return int(train.kind_module(args.kind).main(args) or 0)
-    try:
-        module = _backend(BACKEND[args.command])
-    except ModuleNotFoundError:
-        raise VoxliftError(f"`voxlift {args.command}` is not available in this build") from None
+    module = _optional(BACKEND[args.command])
+    if module is None:
+        raise VoxliftError(f"`voxlift {args.command}` is not available in this build")
     return int(module.run(args) or 0)

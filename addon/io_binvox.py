@@ -67,7 +67,7 @@ class VOXLIFT_OT_import_binvox(bpy.types.Operator, ImportHelper):
     mode: bpy.props.EnumProperty(
         name="Mesh", items=[("CUBES", "Cubes", "One face per exposed voxel side"),
                             ("SMOOTH", "Smooth", "Smooth surface through the grid")], default="CUBES")
-    greedy: bpy.props.BoolProperty(name="Merge faces", default=True,
+    greedy: bpy.props.BoolProperty(name="Merge faces", default=False,
                                    description="Merge coplanar voxel sides into larger rectangles")
 
     def execute(self, context):

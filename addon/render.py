@@ -20,13 +20,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
 from mathutils import Matrix
 
 from .dataset_tools.camera import View, camera_matrix_world
+from .render_worker import tmp_prefix
 
 TGA_HEADER = 18
 # Background the grayscale image is composited on (alpha keeps the exact coverage).
@@ -40,15 +41,11 @@ class RenderSettings:
     supersample: int = 2
     engine: str = "workbench"  # or "cycles"
     cycles_samples: int = 16
+    threads: int = 0  # render threads (0: Blender's default, all cores)
     purge_every: int = 50  # models between orphan purges (meshes are removed one by one anyway)
-    extra: dict = field(default_factory=dict)
-
-    def manifest(self) -> dict:
-        return {"engine": self.engine, "supersample": self.supersample, "background": BACKGROUND,
-                **({"cycles_samples": self.cycles_samples} if self.engine == "cycles" else {})}
 
 
-def _tmp_root() -> str:
+def tmp_root() -> str:
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
 
@@ -62,7 +59,7 @@ class Renderer:
         self.settings = settings
         self.size = settings.image_size
         self.hi = settings.image_size * settings.supersample
-        self.tmp = tempfile.mkdtemp(prefix="voxlift-render-", dir=_tmp_root())
+        self.tmp = tempfile.mkdtemp(prefix=tmp_prefix(os.getpid()), dir=tmp_root())
         self.count = 0
         bpy.ops.wm.read_factory_settings(use_empty=True)
         self.scene = bpy.context.scene
@@ -82,6 +79,9 @@ class Renderer:
         r.image_settings.file_format = "TARGA_RAW"
         r.image_settings.color_mode = "RGBA"
         r.filepath = os.path.join(self.tmp, "v_####")
+        if s.threads:  # several workers share the cores: each keeps to its share
+            r.threads_mode = "FIXED"
+            r.threads = s.threads
         sc.view_settings.view_transform = "Standard"
         sc.view_settings.look = "None"
         if s.engine == "workbench":
@@ -107,7 +107,7 @@ class Renderer:
             world.use_nodes = True
             bg = world.node_tree.nodes.get("Background")
             bg.inputs["Color"].default_value = (1, 1, 1, 1)
-            bg.inputs["Strength"].default_value = 1.0
+            bg.inputs["Strength"].default_value = 0.35  # soft fill light from every side; the sun shapes
             sc.world = world
             self.material = bpy.data.materials.new("voxlift-gray")
             self.material.use_nodes = True
@@ -116,7 +116,7 @@ class Renderer:
                 bsdf.inputs["Base Color"].default_value = (0.8, 0.8, 0.8, 1)
                 bsdf.inputs["Roughness"].default_value = 0.8
             sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
-            sun.data.energy = 2.0
+            sun.data.energy = 2.5
             sun.rotation_euler = (0.6, 0.2, 0.8)
             sc.collection.objects.link(sun)
         else:
@@ -196,7 +196,6 @@ def downsample(rgba: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
     Averages premultiplied luminance, so the gray is exactly the supersampled image composited on
     BACKGROUND. Integer sums at full size, floats only at the final size (4x fewer pixels at K=2)."""
-    v, h, w, _ = rgba.shape
     c = rgba.astype(np.uint32)
     a = c[..., 3]
     # Rec. 709 luminance in 1/256 steps; times alpha it stays below 2^24.
@@ -206,5 +205,5 @@ def downsample(rgba: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         pm = sum(pm[:, i::k, j::k] for i in range(k) for j in range(k))
     cov = a.astype(np.float32) / np.float32(255 * k * k)
     gray = pm.astype(np.float32) / np.float32(256 * 255 * 255 * k * k) + (1.0 - cov) * np.float32(BACKGROUND / 255)
-    to_u8 = lambda z: np.clip(np.rint(z * 255.0), 0, 255).astype(np.uint8)  # noqa: E731
+    to_u8 = lambda z: np.clip(np.rint(z * 255.0), 0, 255).astype(np.uint8)
     return to_u8(gray), to_u8(cov)

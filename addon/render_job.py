@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import struct
 import subprocess
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from .dataset_tools.camera import fixed_views
 from .dataset_tools.dataset import DatasetWriter
 from .dataset_tools.errors import VoxliftError
-from .render_worker import decode_result, list_records, worker_command
+from .render_worker import decode_result, frames_dirs, list_records, remove_stale_frames, worker_command
 
 
 @dataclass
@@ -60,13 +61,18 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 class _Worker:
-    def __init__(self, cmd: list[str], log_dir: str, number: int):
+    def __init__(self, cmd: list[str], log_dir: str, number: int, threads: int):
         self.read_fd, write_fd = os.pipe()
         self.log_path = os.path.join(log_dir, f"worker{number}.log")
         cmd = [c.replace("RESULT_FD", str(write_fd)) for c in cmd]
+        # Workbench renders through Mesa's llvmpipe here, which starts one thread per core in every process:
+        # with several workers that oversubscribes the cores, so each worker gets its share (a user's own
+        # LP_NUM_THREADS wins; GPU drivers ignore it).
+        env = dict(os.environ)
+        env.setdefault("LP_NUM_THREADS", str(threads))
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
-                                         pass_fds=(write_fd,), close_fds=True)
+                                         pass_fds=(write_fd,), close_fds=True, env=env)
         os.close(write_fd)  # the worker holds the only write end: EOF here means it is gone
         os.set_blocking(self.read_fd, False)
         self.buffer = bytearray()
@@ -135,12 +141,16 @@ class _Worker:
             os.close(self.read_fd)
         except OSError:
             pass
+        # A worker killed mid-model cannot clean its frames folder (render.Renderer.tmp): do it for it.
+        for path in frames_dirs(self.proc.pid):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class RenderJob:
     """start(), then poll() until it returns False; cancel() stops cleanly; close() always."""
 
-    PER_WORKER = 2  # jobs queued per worker, so it never waits for the parent between models
+    PER_WORKER = 2  # jobs queued per worker: it loads the next model while it renders one
+    STARTUP_TIMEOUT = 300  # seconds for a worker to import bpy and set its scene up
 
     def __init__(self, opts: RenderOptions, log=None):
         self.opts = opts
@@ -155,13 +165,17 @@ class RenderJob:
         self.cancelled = False
         self.finished = False
         self._retry: deque[tuple[int, str]] = deque()  # jobs of a worker that died, to send again
+        self._crashes: dict[int, int] = {}  # position -> how many workers died rendering it
 
     # -- setup ---------------------------------------------------------------------------------------------
-    def start(self) -> "RenderJob":
+    def start(self) -> RenderJob:
         o = self.opts
         if o.views < 1 or o.image_size < 8 or o.resolution < 4 or o.workers < 1 or o.supersample < 1:
             raise VoxliftError("render: views, workers and supersample must be >= 1, image size >= 8, "
                                "resolution >= 4")
+        if not (-90 < o.elevation < 90 and 0 < o.fov < 180 and o.distance > 0.87):
+            raise VoxliftError(f"render: need -90 < elevation < 90 (got {o.elevation}), 0 < fov < 180 (got {o.fov}) "
+                               f"and distance > 0.87 to keep the unit cube in front of the camera (got {o.distance})")
         if o.engine not in ("workbench", "cycles"):
             raise VoxliftError(f"render: unknown engine {o.engine!r} (workbench or cycles)")
         for spec in o.sources:
@@ -181,7 +195,8 @@ class RenderJob:
         self.next_commit = 0  # index into todo of the next model to append
         self.next_send = 0
         self.results: dict[int, tuple] = {}
-        self.log_dir = tempfile.mkdtemp(prefix="voxlift-workers-")
+        remove_stale_frames()
+        self.log_dir = tempfile.mkdtemp(prefix=f"voxlift-render-{os.getpid()}-logs")
         self.selector = selectors.DefaultSelector()
         self.config = {"sources": list(o.sources), "categories": o.categories, "limit": o.limit,
                        "views": [v.to_json() for v in self.views], "image_size": o.image_size,
@@ -198,13 +213,14 @@ class RenderJob:
 
     def _render_manifest(self) -> dict:
         o = self.opts
-        d = {"engine": o.engine, "supersample": o.supersample, "background": 255}
+        d = {"engine": o.engine, "supersample": o.supersample, "background": 255}  # render.BACKGROUND
         if o.engine == "cycles":
             d["cycles_samples"] = o.cycles_samples
         return d
 
     def _spawn(self) -> None:
-        w = _Worker(worker_command(self.config), self.log_dir, self._spawned)
+        threads = max(1, (os.cpu_count() or 1) // self.opts.workers)
+        w = _Worker(worker_command(dict(self.config, threads=threads)), self.log_dir, self._spawned, threads)
         self._spawned += 1
         self.workers.append(w)
         self.selector.register(w.read_fd, selectors.EVENT_READ, w)
@@ -217,17 +233,20 @@ class RenderJob:
         self._dispatch()
         for key, _ in self.selector.select(timeout):
             w: _Worker = key.data
+            gone = False
             while True:
                 try:
                     chunk = os.read(w.read_fd, 1 << 20)
                 except BlockingIOError:
                     break
                 if not chunk:
-                    self._worker_gone(w)
+                    gone = True
                     break
                 w.buffer.extend(chunk)
-            for header, payload in w.frames():
+            for header, payload in w.frames():  # its last answers first, then what it left unanswered
                 self._handle(w, header, payload)
+            if gone:
+                self._worker_gone(w)
         self._check_timeouts()
         self._commit()
         self._dispatch()
@@ -241,10 +260,11 @@ class RenderJob:
         if kind == "ready":
             w.ready = True
             w.job_started = time.monotonic()
+            self._startup_failures = 0
             return
         if kind == "fatal":
             self._fatal(f"render worker could not start: {header['reason']}")
-        pos, model_id = w.inflight.popleft() if w.inflight else (None, None)
+        pos, _ = w.inflight.popleft() if w.inflight else (None, None)
         if pos != header.get("pos"):
             self._fatal(f"render worker answered model {header.get('id')!r} out of turn")
         w.job_started = time.monotonic()
@@ -267,11 +287,16 @@ class RenderJob:
             self._startup_failures += 1
             if self._startup_failures >= 2:
                 self._fatal(f"render workers die on start (exit {w.proc.returncode}): {w.stderr_tail()}")
-        if w.inflight:  # it died on its oldest job: that model is skipped, the others go to a new worker
-            pos, model_id = w.inflight.popleft()
-            if w.ready:
-                self.results[pos] = ("skip", f"Blender crashed rendering it (exit {w.proc.returncode})")
-            self._requeue(w.inflight)
+        jobs = list(w.inflight)
+        if jobs and w.ready:
+            # It died on its oldest job. Once may be bad luck (killed from outside, out of memory): that model
+            # goes first to the next worker. A second crash on the same model skips it; the run goes on.
+            pos, _ = jobs[0]
+            self._crashes[pos] = self._crashes.get(pos, 0) + 1
+            if self._crashes[pos] >= 2:
+                self.results[pos] = ("skip", f"Blender crashed twice rendering it (exit {w.proc.returncode})")
+                jobs = jobs[1:]
+        self._retry.extendleft(reversed([j for j in jobs if j[0] not in self.results]))
         if (self.next_send < len(self.todo) or self._retry) and len(self.workers) < self.opts.workers:
             self._spawn()
 
@@ -283,8 +308,13 @@ class RenderJob:
     def _check_timeouts(self) -> None:
         now = time.monotonic()
         for w in list(self.workers):
+            if not w.ready and now - w.started_at > self.STARTUP_TIMEOUT:
+                self.selector.unregister(w.read_fd)
+                w.kill()
+                self.workers.remove(w)
+                self._fatal(f"a render worker did not start within {self.STARTUP_TIMEOUT} s: {w.stderr_tail()}")
             if w.inflight and w.job_started and now - w.job_started > self.opts.model_timeout:
-                pos, model_id = w.inflight.popleft()
+                pos, _ = w.inflight.popleft()
                 self.results[pos] = ("skip", f"timed out after {self.opts.model_timeout:.0f} s")
                 self._requeue(w.inflight)
                 w.inflight.clear()
@@ -386,6 +416,9 @@ class RenderJob:
                 pass
             w.kill()
         self.workers = []
+        if getattr(self, "log_dir", None):
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+            self.log_dir = None
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import struct
 import sys
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -60,6 +63,35 @@ def worker_command(config: dict) -> list[str]:
     return [sys.executable, "-c", _BOOT, *args]
 
 
+def tmp_prefix(pid: int) -> str:
+    """Name prefix of worker `pid`'s frames folder (render.Renderer.tmp)."""
+    return f"voxlift-render-{pid}-"
+
+
+def frames_dirs(pid: int | None = None) -> list[str]:
+    """Frames folders of worker `pid` (of every worker when None): the parent removes what a killed worker
+    left behind."""
+    import glob
+    import tempfile
+
+    pattern = tmp_prefix(pid) + "*" if pid is not None else "voxlift-render-*-*"  # the parent's logs too
+    return [p for root in ("/dev/shm", tempfile.gettempdir()) for p in glob.glob(os.path.join(root, pattern))]
+
+
+def remove_stale_frames() -> None:
+    """Frames folders of workers that no longer run (a whole render killed at once leaves them)."""
+    import shutil
+
+    for path in frames_dirs():
+        try:
+            pid = int(os.path.basename(path).split("-")[2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+
+
 def list_records(sources: list[str], categories: list[str] | None = None, limit: int | None = None) -> list:
     """Every model of the sources, in a fixed order (the parent and all workers must agree on it)."""
     from .dataset_tools.sources import iter_models
@@ -83,6 +115,27 @@ def _send(fd: int, header: dict, payload: bytes = b"") -> None:
         view = view[n:]
 
 
+class _Lines:
+    """Job lines from a file descriptor, without blocking when asked not to (select + own buffer: Python's
+    buffered stdin would hide lines from select)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.buf, self.eof = fd, b"", False
+
+    def get(self, block: bool) -> str | None:
+        """A line, None when none is ready (block=False) or at the end."""
+        while b"\n" not in self.buf and not self.eof:
+            if not block and not select.select([self.fd], [], [], 0)[0]:
+                return None
+            chunk = os.read(self.fd, 65536)
+            self.eof = not chunk
+            self.buf += chunk
+        if b"\n" not in self.buf:
+            return None
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+
 def main(config: dict) -> int:
     fd = int(config["result_fd"])
     try:
@@ -92,37 +145,54 @@ def main(config: dict) -> int:
         views = [View.from_json(v) for v in config["views"]]
         settings = RenderSettings(views=views, image_size=config["image_size"],
                                   supersample=config["supersample"], engine=config["engine"],
-                                  cycles_samples=config.get("cycles_samples", 16))
+                                  cycles_samples=config.get("cycles_samples", 16),
+                                  threads=int(config.get("threads", 0)))
         records = list_records(config["sources"], config.get("categories"), config.get("limit"))
         renderer = Renderer(settings)
-    except Exception as exc:  # the parent shows this and stops: every model would fail the same way
+    except Exception as exc:  # noqa: BLE001  the parent shows this and stops: every model would fail the same way
         _send(fd, {"type": "fatal", "reason": f"{type(exc).__name__}: {exc}"})
         return 1
     resolution = int(config["resolution"])
+
+    def prepare(pos: int, model_id: str):
+        """Load and voxelise (numpy) in a helper thread while the main thread renders the previous model:
+        Blender releases the GIL while it renders, so on a 2-core machine one worker does both at once."""
+        if not 0 <= pos < len(records) or records[pos].id != model_id:
+            raise VoxliftError(f"model {model_id!r}: the source listing changed under the render")
+        mesh = records[pos].load()
+        mesh.check(model_id)
+        return mesh, voxelize(mesh.vertices, mesh.faces, resolution)
+
     _send(fd, {"type": "ready", "pid": os.getpid()})
+    lines = _Lines(sys.stdin.fileno())
+    pending: deque = deque()
     try:
-        for line in sys.stdin:
-            job = json.loads(line)
-            pos, model_id = int(job["pos"]), job["id"]
-            t0 = time.perf_counter()
-            try:
-                if not 0 <= pos < len(records) or records[pos].id != model_id:
-                    raise VoxliftError(f"model {model_id!r}: the source listing changed under the render")
-                mesh = records[pos].load()
-                mesh.check(model_id)
-                voxels = voxelize(mesh.vertices, mesh.faces, resolution)
-                gray, alpha = renderer.render(mesh.vertices, mesh.faces)
-            except Exception as exc:  # one bad model is skipped, the run goes on
-                _send(fd, {"type": "skip", "pos": pos, "id": model_id, "reason": _reason(exc)})
-                continue
-            payload = gray.tobytes() + alpha.tobytes() + np.packbits(np.asarray(voxels, bool).ravel()).tobytes()
-            _send(fd, {"type": "done", "pos": pos, "id": model_id, "seconds": time.perf_counter() - t0},
-                  payload)
+        with ThreadPoolExecutor(1) as pool:
+            while True:
+                while len(pending) < 2:  # take the next job if it is there; wait only when idle
+                    line = lines.get(block=not pending)
+                    if line is None:
+                        break
+                    job = json.loads(line)
+                    pos, model_id = int(job["pos"]), job["id"]
+                    pending.append((pos, model_id, time.perf_counter(), pool.submit(prepare, pos, model_id)))
+                if not pending:
+                    return 0
+                pos, model_id, t0, future = pending.popleft()
+                try:
+                    mesh, voxels = future.result()
+                    gray, alpha = renderer.render(mesh.vertices, mesh.faces)
+                except Exception as exc:  # noqa: BLE001  one bad model is skipped, the run goes on
+                    _send(fd, {"type": "skip", "pos": pos, "id": model_id, "reason": _reason(exc)})
+                    continue
+                payload = (gray.tobytes() + alpha.tobytes()
+                           + np.packbits(np.asarray(voxels, bool).ravel()).tobytes())
+                _send(fd, {"type": "done", "pos": pos, "id": model_id, "seconds": time.perf_counter() - t0},
+                      payload)
     except BrokenPipeError:  # the parent is gone (killed or cancelled): nothing left to do
         return 0
     finally:
         renderer.close()
-    return 0
 
 
 def _reason(exc: Exception) -> str:

@@ -116,7 +116,6 @@ class VOXLIFT_OT_render_dataset(bpy.types.Operator):
         return {"FINISHED"}
 
     def modal(self, context, event):
-        global _job
         job = _job
         if job is None:
             return self._end(context, {"CANCELLED"})
@@ -144,6 +143,11 @@ class VOXLIFT_OT_render_dataset(bpy.types.Operator):
             return {"PASS_THROUGH"}
         self._done(context, job)
         return self._end(context, {"FINISHED"})
+
+    def cancel(self, context):
+        """Blender ends the modal operator itself (window closed, another file loaded): stop the render."""
+        _stop_job()
+        self._end(context, {"CANCELLED"})
 
     def _done(self, context, job) -> None:
         status = context.window_manager.voxlift_render
@@ -211,6 +215,21 @@ class VOXLIFT_PT_dataset(bpy.types.Panel):
                 layout.label(text=status.status)
 
 
+def _stop_job() -> None:
+    """Kill the running render's workers; what is committed stays in the dataset."""
+    global _job
+    if _job is not None:
+        _job.cancel()
+        _job = None
+
+
+@bpy.app.handlers.persistent
+def _on_load_pre(*_args) -> None:
+    # Loading another file drops the modal operator without calling it again: the render would go on
+    # headless, and the new file's panel would show a render that no longer has an operator. Stop it.
+    _stop_job()
+
+
 CLASSES = (VoxliftDatasetSettings, VoxliftRenderStatus, VOXLIFT_OT_render_dataset, VOXLIFT_OT_render_cancel,
            VOXLIFT_PT_dataset)
 
@@ -220,13 +239,13 @@ def register():
         bpy.utils.register_class(cls)
     bpy.types.Scene.voxlift_dataset = PointerProperty(type=VoxliftDatasetSettings)
     bpy.types.WindowManager.voxlift_render = PointerProperty(type=VoxliftRenderStatus)
+    bpy.app.handlers.load_pre.append(_on_load_pre)
 
 
 def unregister():
-    global _job
-    if _job is not None:
-        _job.cancel()
-        _job = None
+    _stop_job()
+    if _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
     del bpy.types.WindowManager.voxlift_render
     del bpy.types.Scene.voxlift_dataset
     for cls in reversed(CLASSES):

@@ -65,16 +65,12 @@ def load_checkpoint(path: str | os.PathLike, kinds: tuple[str, ...] | None = Non
     from safetensors import safe_open
 
     p = resolve_checkpoint(path)
-    with open(p, "rb") as f:
-        head = f.read(8)
-    if head[:1] == b"\x80" or head[:2] == b"PK":
-        raise VoxliftError(f"{p}: a pickle/torch.save file; voxlift loads only safetensors checkpoints "
-                           "(pickles can run code when loaded)")
+    _check_safetensors_layout(p)
     try:
         with safe_open(str(p), framework="pt", device="cpu") as f:
             meta_text = (f.metadata() or {}).get(META_KEY)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for every kind of damage
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except Exception as exc:  # noqa: BLE001 -- safetensors raises its own error types for every kind of damage
         raise VoxliftError(f"{p}: not a readable safetensors checkpoint ({exc})") from None
     if meta_text is None:
         raise VoxliftError(f"{p}: a safetensors file without voxlift's metadata (not a voxlift checkpoint)")
@@ -89,6 +85,21 @@ def load_checkpoint(path: str | os.PathLike, kinds: tuple[str, ...] | None = Non
     return tensors, meta
 
 
+def _check_safetensors_layout(p: Path) -> None:
+    """safetensors = an 8-byte little-endian header length n, then n bytes of JSON starting with '{'.
+    Anything else is refused before a parser sees it; torch.save files (zip or bare pickle) are named."""
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        head = f.read(9)
+    n = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
+    if len(head) == 9 and head[8:9] == b"{" and 8 + n <= size:
+        return
+    if head[:2] == b"PK" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        raise VoxliftError(f"{p}: a pickle/torch.save file; voxlift loads only safetensors checkpoints "
+                           "(pickles can run code when loaded)")
+    raise VoxliftError(f"{p}: not a safetensors checkpoint ({size} bytes, no safetensors header)")
+
+
 def load_module_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path) -> None:
     """Load the `prefix`-ed tensors into `module`; a missing, extra or wrong-shaped tensor is a VoxliftError."""
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -96,9 +107,11 @@ def load_module_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor],
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or extra or bad:
+    bad_type = [k for k in own if k in state and state[k].dtype != own[k].dtype]
+    if missing or extra or bad or bad_type:
         what = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra else
-                f"wrong shape for {bad[0]}: {tuple(state[bad[0]].shape)} != {tuple(own[bad[0]].shape)}")
+                f"wrong shape for {bad[0]}: {tuple(state[bad[0]].shape)} != {tuple(own[bad[0]].shape)}" if bad
+                else f"wrong dtype for {bad_type[0]}: {state[bad_type[0]].dtype} != {own[bad_type[0]].dtype}")
         raise VoxliftError(f"{path}: does not fit the model its config describes ({what})")
     module.load_state_dict(state)
 

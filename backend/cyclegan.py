@@ -11,8 +11,10 @@ Networks (networks.py, shared with the paired model):
 
 One step: n_critic critic updates (each on a fresh pair of unpaired batches; fakes come through an image pool),
 then one generator update with
-    L_G = adv(D_3D(sigmoid(G_23(x)))) + adv(D_2D(G_32(y)))
-          + lambda_cycle * (|G_32(sigmoid(G_23(x))) - x|_1 + wBCE(G_23(G_32(y)), y))
+    L_G = adv(D_3D(b(G_23(x)))) + adv(D_2D(G_32(y)))
+          + lambda_cycle * (|G_32(b(G_23(x))) - x|_1 + wBCE(G_23(G_32(y)), y))
+where b binarises the grid straight-through (gan_losses.straight_through; --soft-fakes: sigmoid), since a
+critic tells soft fakes from 0/1 grids by their softness alone
 and no identity loss (a grid is not an image). The learning rate is constant for the first half of the run
 and falls linearly to 0 over the second (pytorch-CycleGAN), measured in steps or, with --max-minutes, in time.
 
@@ -39,7 +41,8 @@ from ..dataset_tools.dataset import open_dataset
 from ..dataset_tools.errors import VoxliftError
 from . import checkpoint as ckpt
 from .distribution_metrics import distribution_scores
-from .gan_losses import GAN_KINDS, GP_WEIGHT, critic_loss, generator_loss, gradient_penalty
+from .gan_losses import (GAN_KINDS, GP_WEIGHT, critic_loss, generator_loss, gradient_penalty, init_occupancy,
+                         straight_through)
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
 from .networks import NORMS, Critic2D, Critic3D, ImageDecoder, ImageEncoder, VoxelDecoder, VoxelEncoder
@@ -163,9 +166,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gp-weight", type=float, default=GP_WEIGHT, help="gradient penalty weight lambda (wgan-gp)")
     p.add_argument("--beta1", type=float, choices=(0.0, 0.5),
                    help="Adam beta1; beta2 is 0.9 (default 0 for wgan-gp, 0.5 otherwise)")
-    p.add_argument("--lr", type=float, default=2e-4, help="generators' learning rate")
+    p.add_argument("--lr", type=float, help="generators' learning rate (default 2e-4; with --resume: a new one)")
     p.add_argument("--lr-critic", type=float, help="critics' learning rate (default: --lr)")
     p.add_argument("--lambda-cycle", type=float, default=10.0, help="weight of the two cycle losses")
+    p.add_argument("--soft-fakes", action="store_true",
+                   help="show the 3D critic sigmoid probabilities instead of straight-through binary grids")
     p.add_argument("--pool-size", type=int, default=50, help="image pool of fakes for the critics (0: none)")
     p.add_argument("--decay-from", type=float, default=0.5, help="share of the run before the lr decays linearly")
     p.add_argument("--pairing", default="disjoint", choices=PAIRINGS,
@@ -183,7 +188,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pos-weight", type=float, help="occupied voxels' weight in the voxel cycle loss "
                    "(default: from their share in the grid domain)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--explode", type=float, default=1e4, help="a loss above this stops the run (diverged)")
+    p.add_argument("--explode", type=float, help="a loss above this stops the run as diverged (default 1e4)")
     p.add_argument("--val-every", type=int, default=250, help="steps between validations and checkpoints")
     p.add_argument("--val-samples", type=int, default=256, help="val models used for validation")
     p.add_argument("--seed", type=int, default=0)
@@ -205,9 +210,9 @@ def config_from_args(args, ds) -> dict:
             "critic_norm": args.critic_norm, "spectral": args.spectral, "gan": gan,
             "n_critic": args.n_critic or (5 if gan == "wgan-gp" else 1), "gp_weight": args.gp_weight,
             "beta1": args.beta1 if args.beta1 is not None else (0.0 if gan == "wgan-gp" else 0.5),
-            "lr": args.lr, "lr_critic": args.lr_critic or args.lr, "lambda_cycle": args.lambda_cycle,
-            "pool_size": args.pool_size, "decay_from": args.decay_from, "pairing": args.pairing,
-            "pos_weight": args.pos_weight, "batch_size": args.batch_size, "explode": args.explode,
+            "lr": args.lr or 2e-4, "lr_critic": args.lr_critic or args.lr or 2e-4, "lambda_cycle": args.lambda_cycle,
+            "straight_through": not args.soft_fakes, "pool_size": args.pool_size, "decay_from": args.decay_from, "pairing": args.pairing,
+            "pos_weight": args.pos_weight, "batch_size": args.batch_size, "explode": args.explode or 1e4,
             "init_from": str(Path(args.init_from).resolve()) if args.init_from else None, "seed": args.seed}
 
 
@@ -310,6 +315,12 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
     if resuming:
         tensors, meta = ckpt.load_checkpoint(last_path, kinds=(KIND,))
         config = meta["config"]
+        # After a divergence the way on is the same run with a lower learning rate: these may change.
+        for key in ("lr", "lr_critic", "explode"):
+            if getattr(args, key) is not None:
+                config[key] = getattr(args, key)
+        if args.lr is not None and args.lr_critic is None:
+            config["lr_critic"] = args.lr
     else:
         tensors, meta = None, None
         config = config_from_args(args, ds)
@@ -342,6 +353,7 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
             steps_total = args.steps
             budget_s = args.max_minutes * 60 if args.max_minutes is not None else None
     else:
+        init_occupancy(model.dec3d, config["occupancy"])
         if config["init_from"]:
             src = ckpt.resolve_checkpoint(config["init_from"])
             _same_shape(config, ckpt.load_checkpoint(src, kinds=("autoencoder",))[1]["config"], src)
@@ -393,6 +405,7 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
                                  {"config": config, "step": step, "val": scores})
         return scores
 
+    to_grid = straight_through if config["straight_through"] else torch.sigmoid
     model.train()
     t_start = time.time() - elapsed
     gan, n_critic = config["gan"], config["n_critic"]
@@ -418,7 +431,7 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
                     on_batch(im_idx, vx_idx)
                 x, y = x.to(device), y.to(device)
                 with torch.no_grad():
-                    fake_vox = torch.sigmoid(model.to_voxels(x))
+                    fake_vox = to_grid(model.to_voxels(x))
                     fake_img = model.to_images(y)
                 fake_vox = pools["vox"].query(fake_vox, gen)
                 fake_img = pools["img"].query(fake_img, gen)
@@ -440,7 +453,7 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
             if on_batch is not None:
                 on_batch(im_idx, vx_idx)
             x, y = x.to(device), y.to(device)
-            fake_vox = torch.sigmoid(model.to_voxels(x))
+            fake_vox = to_grid(model.to_voxels(x))
             rec_img = model.to_images(fake_vox)
             fake_img = model.to_images(y)
             rec_vox = model.to_voxels(fake_img)

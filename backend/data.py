@@ -43,7 +43,7 @@ def rotation_z(degrees: float) -> np.ndarray:
 
 def _quarter_turns(angle: float) -> int | None:
     k = angle / 90.0
-    return int(round(k)) % 4 if abs(k - round(k)) < 1e-6 else None
+    return round(k) % 4 if abs(k - round(k)) < 1e-6 else None
 
 
 def resample_z(grids: torch.Tensor, angles: torch.Tensor | np.ndarray | list) -> torch.Tensor:
@@ -64,19 +64,30 @@ def resample_z(grids: torch.Tensor, angles: torch.Tensor | np.ndarray | list) ->
     return out
 
 
+_GRIDS: dict = {}  # (angle, R, device, dtype) -> sampling grid; a training run sees only a few angles
+
+
 def _resample_trilinear(g: torch.Tensor, angle: float) -> torch.Tensor:
     b, r = g.shape[0], g.shape[1]
+    key = (angle, r, str(g.device), g.dtype)
+    if key not in _GRIDS:
+        if len(_GRIDS) > 64:  # per-model random views (3D-R2N2): do not grow without bound
+            _GRIDS.clear()
+        _GRIDS[key] = _sampling_grid(angle, r, g.device, g.dtype)
+    return F.grid_sample(g.unsqueeze(1), _GRIDS[key].expand(b, -1, -1, -1, -1), mode="bilinear",
+                         padding_mode="zeros", align_corners=False).squeeze(1)
+
+
+def _sampling_grid(angle: float, r: int, device, dtype) -> torch.Tensor:
     # With align_corners=False the normalised coordinate of a voxel centre is exactly 2 * its world coordinate,
     # so rotating normalised coordinates rotates world points about the grid's centre (the origin).
-    c = (torch.arange(r, device=g.device, dtype=torch.float32) + 0.5) / r * 2 - 1
+    c = (torch.arange(r, device=device, dtype=torch.float64) + 0.5) / r * 2 - 1
     x, y, z = torch.meshgrid(c, c, c, indexing="ij")
     a = math.radians(angle)
     xs = math.cos(a) * x - math.sin(a) * y
     ys = math.sin(a) * x + math.cos(a) * y
     # grid_sample's last axis is (W, H, D) = (z, y, x) for an input laid out [B, C, D=x, H=y, W=z].
-    grid = torch.stack([z, ys, xs], dim=-1).unsqueeze(0).expand(b, -1, -1, -1, -1).to(g.dtype)
-    return F.grid_sample(g.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False).squeeze(1)
+    return torch.stack([z, ys, xs], dim=-1).unsqueeze(0).to(dtype)
 
 
 def to_viewer_frame(grids: torch.Tensor, azimuths) -> torch.Tensor:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from ..dataset_tools.dataset import open_dataset
 from ..dataset_tools.errors import VoxliftError
-from .metrics import THRESHOLDS, Scores, format_table, fscore, iou, metric_names
+from .metrics import THRESHOLDS, Scores, format_table, fscore, iou, metric_names, surface_points
 
 
 def add_arguments(p) -> None:
@@ -54,7 +53,15 @@ def score_model(scores: Scores, category: str, probs: np.ndarray, truth: np.ndar
     t = np.broadcast_to(np.asarray(truth, dtype=np.float32), probs.shape)
     rows = iou(probs, t, THRESHOLDS)
     if with_fscore:
-        f = np.array([[fscore(p, truth, threshold=THRESHOLDS[0])] for p in probs])
+        truth_points = surface_points((np.asarray(truth) > 0.5).astype(np.float32))
+        cache: dict[bytes, float] = {}  # baselines repeat one grid for every view
+        f = []
+        for p in probs:
+            key = np.packbits(p >= THRESHOLDS[0]).tobytes()
+            if key not in cache:
+                cache[key] = fscore(p, true_points=truth_points, threshold=THRESHOLDS[0])
+            f.append([cache[key]])
+        f = np.array(f)
         rows = np.concatenate([rows, f], 1)
     scores.add([category] * len(probs), rows)
 

@@ -60,14 +60,21 @@ def generator_loss(kind: str, fake_scores: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown GAN loss {kind!r}; choose one of {GAN_KINDS}")
 
 
-def voxel_bce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
-    """Binary cross-entropy with occupied voxels weighted by pos_weight: grids are mostly empty, and an
-    unweighted loss is happiest predicting nothing."""
-    w = torch.as_tensor(pos_weight, dtype=logits.dtype, device=logits.device)
-    return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), pos_weight=w)
+def straight_through(logits: torch.Tensor) -> torch.Tensor:
+    """Binary grids (p > 0.5) forward, sigmoid's gradient backward (Bengio et al. 2013).
+
+    A critic shown sigmoid probabilities next to real 0/1 grids separates them by their softness alone (its
+    loss falls to ~0.01 within 50 steps in `voxlift diagnose`), and the generator learns nothing from it;
+    binary fakes leave the critic only the shapes to judge."""
+    p = torch.sigmoid(logits)
+    return (p > 0.5).to(p.dtype) + p - p.detach()
 
 
-def pos_weight_for(occupancy: float, cap: float = 10.0) -> float:
-    """sqrt(empty / occupied), at most `cap`: halfway (in log) between no weighting and full balancing."""
-    occupancy = min(max(float(occupancy), 1e-4), 1 - 1e-4)
-    return float(min(cap, ((1 - occupancy) / occupancy) ** 0.5))
+def init_occupancy(decoder, occupancy: float) -> None:
+    """Start a VoxelDecoder at the data's share of occupied voxels: its last bias set to logit(occupancy)."""
+    import math
+
+    last = [m for m in decoder.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))][-1]
+    occupancy = min(max(float(occupancy), 1e-3), 1 - 1e-3)
+    with torch.no_grad():
+        last.bias.fill_(math.log(occupancy / (1 - occupancy)))

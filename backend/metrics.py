@@ -20,8 +20,8 @@ def iou(probs: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
     """Per-sample IoU [B, len(thresholds)] of probabilities [B, R, R, R] against targets (> 0.5 is occupied).
 
     An empty prediction of an empty grid counts as 1."""
-    p = torch.as_tensor(probs).float().flatten(1)
-    t = torch.as_tensor(target).float().flatten(1) > 0.5
+    p = _tensor(probs).flatten(1)
+    t = _tensor(target).flatten(1) > 0.5
     out = []
     for th in thresholds:
         b = p >= th
@@ -29,6 +29,10 @@ def iou(probs: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
         union = (b | t).sum(1).float()
         out.append(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)))
     return torch.stack(out, 1).cpu().numpy()
+
+
+def _tensor(a) -> torch.Tensor:
+    return a.float() if torch.is_tensor(a) else torch.from_numpy(np.array(a, dtype=np.float32))
 
 
 def surface_points(grid: np.ndarray, count: int = 8192, level: float = 0.5, seed: int = 0) -> np.ndarray:
@@ -54,20 +58,28 @@ def surface_points(grid: np.ndarray, count: int = 8192, level: float = 0.5, seed
     return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
 
 
-def _nearest(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
-    return torch.cat([torch.cdist(a[i:i + chunk], b).min(1).values for i in range(0, len(a), chunk)])
+def _nearest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance from each point of `a` to its nearest point of `b` (a k-d tree when scipy is there)."""
+    try:
+        from scipy.spatial import cKDTree
+    except ImportError:
+        ta, tb = torch.from_numpy(a).float(), torch.from_numpy(b).float()
+        return torch.cat([torch.cdist(ta[i:i + 2048], tb).min(1).values for i in range(0, len(ta), 2048)]).numpy()
+    return cKDTree(b).query(a, k=1)[0]
 
 
-def fscore(pred_grid: np.ndarray, true_grid: np.ndarray, distance: float = 0.01, count: int = 8192,
-           threshold: float = 0.3) -> float:
-    """F-score at `distance` (world units; the cube side is 1) between the thresholded prediction and the truth."""
+def fscore(pred_grid: np.ndarray, true_grid: np.ndarray | None = None, distance: float = 0.01,
+           count: int = 8192, threshold: float = 0.3, true_points: np.ndarray | None = None) -> float:
+    """F-score at `distance` (world units; the cube side is 1) between the thresholded prediction and the truth.
+
+    `true_points` (surface_points of the true grid) may be passed instead of the grid, to reuse them."""
     pp = surface_points((np.asarray(pred_grid) >= threshold).astype(np.float32), count)
-    tp = surface_points((np.asarray(true_grid) > 0.5).astype(np.float32), count)
+    tp = true_points if true_points is not None else surface_points(
+        (np.asarray(true_grid) > 0.5).astype(np.float32), count)
     if len(pp) == 0 or len(tp) == 0:
         return 1.0 if len(pp) == len(tp) else 0.0
-    a, b = torch.from_numpy(pp).float(), torch.from_numpy(tp).float()
-    precision = float((_nearest(a, b) < distance).float().mean())
-    recall = float((_nearest(b, a) < distance).float().mean())
+    precision = float((_nearest(pp, tp) < distance).mean())
+    recall = float((_nearest(tp, pp) < distance).mean())
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from torch import nn
 from ..dataset_tools.dataset import open_dataset
 from ..dataset_tools.errors import VoxliftError
 from . import checkpoint as ckpt
-from .data import Augment, AugmentConfig, ViewDataset, dataset_statistics, eval_batches, make_loader
+from .data import Augment, AugmentConfig, ViewDataset, dataset_statistics, make_loader
 from .losses import LOSSES, positive_weight, voxel_loss
 from .metrics import iou
 from .networks import NORMS, ImageEncoder, VoxelDecoder
@@ -82,7 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--categories", nargs="+", help="train on these categories only (e.g. chair)")
     p.add_argument("--object-frame", action="store_true",
                    help="predict grids in the object frame (default: viewer-centred, rotated by the azimuth)")
-    p.add_argument("--input-size", type=int, help="resize images to this (default: the dataset's size)")
+    p.add_argument("--input-size", type=int,
+                   help="resize images to this (default: the dataset's size, at most 64: the 3D decoder, not the "
+                        "image, limits a 32^3 grid, and 64 px quarters the encoder's cost)")
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
@@ -98,13 +99,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-every", type=int, default=250, help="steps between validations and checkpoints")
     p.add_argument("--val-samples", type=int, default=512, help="val views used (a fixed, spread subset)")
     p.add_argument("--workers", type=int, help="DataLoader workers (default: 1 on the CPU, 4 on CUDA)")
+    p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
+                   help="bf16 autocast + channels-last (auto: on CUDA only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def config_from_args(args, ds, train_models: np.ndarray) -> dict:
     stats = dataset_statistics(ds, train_models)
-    input_size = args.input_size or ds.image_size
+    input_size = args.input_size or min(ds.image_size, 64)
     return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()),
             "image_size": ds.image_size, "input_size": input_size, "resolution": ds.resolution,
             "latent_dim": args.latent_dim, "encoder_width": args.encoder_width,
@@ -135,7 +138,7 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 class _Schedule:
-    """LambdaLR's multiplier; `total` is fixed once (at start, or after timing the first steps)."""
+    """LambdaLR's multiplier; `total` is the step budget (--steps, or fitted to --max-minutes as it goes)."""
 
     def __init__(self, warmup: int, total: int):
         self.warmup, self.total = warmup, total
@@ -176,8 +179,10 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
 
     model = build_model(config).to(device)
     cuda = device.type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
+    # bf16 autocast and channels-last images: on CUDA by default; `--bf16 on` tries them on the CPU too.
+    amp = cuda if args.bf16 == "auto" else args.bf16 == "on"
+    if amp:
+        model.encoder.to(memory_format=torch.channels_last)  # the decoder is channels-last 3D already
     optim = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     if args.steps is None and args.max_minutes is None:
         args.steps = 2000
@@ -228,7 +233,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
         t_opt, info = ckpt.flatten_optimizer(optim.state_dict())
         state = {f"model.{k}": v for k, v in model.state_dict().items()}
         ckpt.save_checkpoint(last_path, {**state, **t_opt},
-                             {"config": config, "step": step, "elapsed": elapsed, "best": best,
+                             {"config": config, "step": step, "elapsed": elapsed, "best": best, "processes": world,
                               "optimizer": info, "scheduler": sched.state_dict(),
                               "schedule_total": schedule.total})
 
@@ -241,7 +246,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
                 items = [val_set[int(i)] for i in val_items[lo:lo + 64]]
                 batch = torch.utils.data.default_collate(items)
                 x, target = augment(batch, device, train=False)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     logits = model(resize_input(x, config["input_size"]))
                 probs = torch.sigmoid(logits.float())
                 scores.append(iou(probs, target, (0.3, 0.5)))
@@ -261,6 +266,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
     model.train()
     t_start = time.time() - elapsed
     timing_from = None
+    first_step = step
     last_val = None
     it = iter(loader)
     try:
@@ -272,9 +278,9 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
             batch = next(it)
             x, target = augment(batch, device, step=step)
             x = resize_input(x, config["input_size"])
-            if cuda:
+            if amp:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = net(x)
             loss = voxel_loss(logits, target, config["loss"], config["pos_weight"])
             optim.zero_grad(set_to_none=True)
@@ -284,12 +290,14 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
             sched.step()
             step += 1
             elapsed = time.time() - t_start
-            if timed and total is None:
-                # Fit the schedule to the time budget once the speed is known (then it stays fixed).
-                if step == 5:
+            if timed:
+                # Fit the schedule to the time left, from the speed measured since this process's 5th step:
+                # after 40 steps, then at every validation (the machine's speed may change). The steps, not
+                # the clock, decide when, so that every DDP process refits at the same step.
+                if timing_from is None and step >= first_step + 5:
                     timing_from = (step, time.time())
-                elif timing_from and step - timing_from[0] >= 40:  # by steps: every rank agrees
-                    rate = (step - timing_from[0]) / (time.time() - timing_from[1])
+                elif timing_from and (step - timing_from[0] == 40 or step % args.val_every == 0):
+                    rate = (step - timing_from[0]) / max(time.time() - timing_from[1], 1e-6)
                     total = max(step + 1, int(step + rate * (budget_s - elapsed) * 0.97))
                     if world > 1:  # every rank must run the same number of steps
                         t = torch.tensor([total], device=device)
@@ -311,10 +319,9 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
                     s = validate()
                     last_val = f"{s[0]:.3f}"
                     save_last()
-        if rank == 0:
-            if step % args.val_every != 0:
-                validate()
-                save_last()
+        if rank == 0 and step % args.val_every != 0:
+            validate()
+            save_last()
     except KeyboardInterrupt:
         if rank == 0:
             save_last()  # `--resume` continues from here
@@ -356,8 +363,31 @@ def render_grid(grid: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def check_config(config: dict, path) -> None:
+    """Refuse sizes no trained model has before allocating anything (a hostile config could ask for TBs)."""
+    def power_size(key, lo, hi):
+        v = config.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi or v & (v - 1):
+            raise VoxliftError(f"{path}: config {key} {v!r} is not a power of two in [{lo}, {hi}]")
+
+    def count(key, lo, hi):
+        v = config.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise VoxliftError(f"{path}: config {key} {v!r} is not an integer in [{lo}, {hi}]")
+
+    power_size("input_size", 8, 1024)
+    power_size("resolution", 8, 128)
+    count("image_size", 1, 4096)
+    count("latent_dim", 1, 8192)
+    count("encoder_width", 1, 512)
+    count("decoder_width", 1, 512)
+    if config.get("norm") not in NORMS:
+        raise VoxliftError(f"{path}: config norm {config.get('norm')!r} is not one of {NORMS}")
+
+
 def predictor_network(config: dict, tensors: dict, path) -> nn.Module:
     """The trained network for predict.load_predictor (weights under "model.")."""
+    check_config(config, path)
     model = build_model(config)
     ckpt.load_module_state(model, tensors, "model.", path)
     return model

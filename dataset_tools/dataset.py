@@ -102,9 +102,44 @@ def _read_manifest(root: Path) -> dict:
                            f"this voxlift reads version {VERSION}")
     for key in ("image_size", "views_per_model", "resolution"):
         value = manifest.get(key)
-        if not isinstance(value, int) or not 0 < value <= 4096:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 4096:
             raise VoxliftError(f"{path}: bad {key} {value!r}")
+    # A damaged matrix or view list must fail here, naming the file, not deep inside numpy later.
+    if not _numbers_of_shape(manifest.get("voxel_to_world"), (4, 4)):
+        raise VoxliftError(f"{path}: bad voxel_to_world (expected a 4x4 matrix of finite numbers)")
+    views = manifest.get("views")
+    if views is not None and not (isinstance(views, list) and len(views) == manifest["views_per_model"]
+                                  and all(_view_ok(v) for v in views)):
+        raise VoxliftError(f"{path}: bad views (expected null or {manifest['views_per_model']} views, each with "
+                           "azimuth, elevation, distance, fov and a 3x4 world_to_pixel)")
     return manifest
+
+
+def _numbers_of_shape(value, shape: tuple) -> bool:
+    if isinstance(value, str):
+        return False
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return a.shape == shape and bool(np.isfinite(a).all())
+
+
+def _view_ok(view) -> bool:
+    return (isinstance(view, dict) and all(_numbers_of_shape(view.get(k), ())
+                                           for k in ("azimuth", "elevation", "distance", "fov"))
+            and _numbers_of_shape(view.get("world_to_pixel"), (3, 4)))
+
+
+def _model_records(path: Path) -> tuple[list[dict], int]:
+    """models.jsonl's committed lines, each checked to be a model record (a damaged one is an error)."""
+    records, end = _read_committed_lines(path)
+    for n, r in enumerate(records, 1):
+        if not (isinstance(r, dict) and isinstance(r.get("id"), str)
+                and all(isinstance(r.get(k, ""), str) for k in ("category", "source", "split"))):
+            raise VoxliftError(f"{path}: line {n} is not a model record (expected an object with a string id, "
+                               f"category, source and split): {json.dumps(r)[:80]}")
+    return records, end
 
 
 class Dataset:
@@ -119,12 +154,13 @@ class Dataset:
         self.voxel_to_world = np.asarray(self.manifest["voxel_to_world"], dtype=np.float64)
         views = self.manifest.get("views")
         self.views: list[View] | None = [View.from_json(v) for v in views] if views else None
-        records, _ = _read_committed_lines(self.path / MODELS)
+        records, _ = _model_records(self.path / MODELS)
         self.models = [ModelInfo(i, r["id"], r.get("category", ""), r.get("source", ""),
                                  r.get("split") or split_of(r["id"]),
                                  {k: v for k, v in r.items() if k not in ("id", "category", "source", "split")})
                        for i, r in enumerate(records)]
-        self.skipped, _ = _read_committed_lines(self.path / SKIPPED)
+        # skipped.jsonl is informative only: a damaged line is left out rather than failing the dataset.
+        self.skipped = [r for r in _read_committed_lines(self.path / SKIPPED)[0] if isinstance(r, dict)]
         n, v, s, r = len(self.models), self.views_per_model, self.image_size, self.resolution
         self.images = self._map("images.u8", np.uint8, (n, v, s, s))
         self.alpha = self._map("alpha.u8", np.uint8, (n, v, s, s))
@@ -216,7 +252,11 @@ class DatasetWriter:
                                        f"!= {_short(manifest[key])}); choose another --out")
             self.manifest = old
         else:
-            _atomic_write(self.path / MANIFEST, json.dumps(manifest, indent=1).encode())
+            try:
+                _atomic_write(self.path / MANIFEST, json.dumps(manifest, indent=1).encode())
+            except OSError as exc:
+                self.close()
+                raise VoxliftError(f"{self.path}: cannot write {MANIFEST} ({exc.strerror or exc})") from None
             self.manifest = manifest
         self.per_model_cameras = manifest["views"] is None
         s, v, r = image_size, views_per_model, resolution
@@ -227,7 +267,7 @@ class DatasetWriter:
 
     def _recover(self) -> None:
         """Cut off what a killed writer left half-written: a partial last line, bytes of an uncommitted model."""
-        records, end = _read_committed_lines(self.path / MODELS)
+        records, end = _model_records(self.path / MODELS)
         with open(self.path / MODELS, "ab") as f:
             f.truncate(end)
         self.count = len(records)
@@ -242,7 +282,7 @@ class DatasetWriter:
         skipped, end = _read_committed_lines(self.path / SKIPPED)
         with open(self.path / SKIPPED, "ab") as f:
             f.truncate(end)
-        self.skipped_ids = {r.get("id") for r in skipped}
+        self.skipped_ids = {r["id"] for r in skipped if isinstance(r, dict) and isinstance(r.get("id"), str)}
         self._files = {name: open(self.path / name, "ab") for name in self._strides}
 
     def __contains__(self, model_id: str) -> bool:
@@ -265,14 +305,20 @@ class DatasetWriter:
             if arr.shape != expect[name]:
                 raise ValueError(f"{name}: shape {arr.shape}, expected {expect[name]}")
         # Data first, then the line that commits it.
-        for name, arr in arrays.items():
-            data = arr.astype(np.uint8) if name == "voxels.u8" else arr
-            self._files[name].write(np.ascontiguousarray(data).tobytes())
-            self._files[name].flush()
-            if durable:
-                os.fsync(self._files[name].fileno())
         record = {"id": id, "category": category, "source": source, "split": split_of(id), **extra}
-        _append_line(self.path / MODELS, record, durable)
+        try:
+            for name, arr in arrays.items():
+                data = arr.astype(np.uint8) if name == "voxels.u8" else arr
+                self._files[name].write(np.ascontiguousarray(data).tobytes())
+                self._files[name].flush()
+                if durable:
+                    os.fsync(self._files[name].fileno())
+            _append_line(self.path / MODELS, record, durable)
+        except OSError as exc:  # a full disk or quota: cut back to the committed models, say so in one line
+            self._rollback()
+            raise VoxliftError(f"{self.path}: cannot write model {id!r} ({exc.strerror or exc}); the dataset "
+                               f"keeps its {self.count} complete models, and the same command resumes once "
+                               "there is room") from None
         self.ids.add(id)
         self.count += 1
         return self.count - 1
@@ -281,12 +327,32 @@ class DatasetWriter:
         """Record a model that could not be used, with its reason; the run goes on."""
         if id in self.skipped_ids:
             return
-        _append_line(self.path / SKIPPED, {"id": id, "source": source, "reason": reason}, True)
+        try:
+            _append_line(self.path / SKIPPED, {"id": id, "source": source, "reason": reason}, True)
+        except OSError as exc:
+            self._rollback()
+            raise VoxliftError(f"{self.path}: cannot write to {SKIPPED} ({exc.strerror or exc})") from None
         self.skipped_ids.add(id)
+
+    def _rollback(self) -> None:
+        """After a failed write: drop the bytes of the model in flight (whatever reached the disk) and reopen
+        the files, so the folder holds exactly the committed models and close() works."""
+        for f in self._files.values():
+            try:
+                f.close()  # may flush part of the buffer again, or fail: truncated just below either way
+            except OSError:
+                pass
+        try:
+            self._recover()
+        except OSError:
+            self._files = {}
 
     def close(self) -> None:
         for f in getattr(self, "_files", {}).values():
-            f.close()
+            try:
+                f.close()
+            except OSError:  # a full disk: what did not reach it is uncommitted, cut off by the next writer
+                pass
         self._files = {}
         if self._lock and not self._lock.closed:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
@@ -309,11 +375,14 @@ def _append_line(path: Path, record: dict, durable: bool) -> None:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _same(a, b) -> bool:

@@ -49,9 +49,20 @@ def read_obj(path: str | os.PathLike) -> Mesh:
     return parse_obj(data, str(path))
 
 
+class _Untidy(Exception):
+    """The quick pass met runs of spaces: tidy the text up and parse again."""
+
+
 def parse_obj(data: bytes, name: str) -> Mesh:
     """Parse the bytes of an OBJ file; `name` (the file's path or zip member) goes into error messages."""
     data = _normalise_text(bytes(data), name)
+    try:
+        return _parse(data, name)
+    except _Untidy:
+        return _parse(_tidy_spaces(data), name)
+
+
+def _parse(data: bytes, name: str) -> Mesh:
     lines = data.split(b"\n")
     starts = np.zeros(len(lines), dtype=np.int64)
     if len(lines) > 1:
@@ -59,6 +70,9 @@ def parse_obj(data: bytes, name: str) -> Mesh:
     # The first two bytes of every line say what it is; a sentinel newline keeps the look-ups in bounds.
     buf = np.frombuffer(data + b"\n\n", np.uint8)
     first, second = buf[starts], buf[starts + 1]
+    # Token counting below assumes one space between tokens and none at either end of a line.
+    if (first == _SPACE).any() or (buf[starts[1:] - 2] == _SPACE).any() or data.endswith(b" "):
+        raise _Untidy
     is_v = (first == ord("v")) & (second == _SPACE)
     is_f = (first == ord("f")) & (second == _SPACE)
     if not is_f.any():
@@ -115,29 +129,30 @@ def write_obj(path: str | os.PathLike, mesh: Mesh, comment: str | None = None) -
 
 def _normalise_text(data: bytes, name: str) -> bytes:
     """Check the bytes are text and bring them to one shape: LF line ends, spaces, no leading blanks."""
-    if not data.strip():
+    if not data or data.isspace():
         raise VoxliftError(f"{name}: empty file")
     if b"\0" in data:
         raise VoxliftError(f"{name}: binary data, not a text OBJ file")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise VoxliftError(f"{name}: not a text OBJ file (invalid UTF-8 at byte {exc.start})") from None
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise VoxliftError(f"{name}: not a text OBJ file (invalid UTF-8 at byte {exc.start})") from None
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if b"\\\n" in data:  # a continued line joins the next one (this shifts later line numbers by one)
+    if b"\\" in data and b"\\\n" in data:  # a continued line joins the next one (this shifts later line numbers by one)
         data = data.replace(b"\\\n", b" ")
     for blank in (b"\t", b"\v", b"\f"):
         if blank in data:
             data = data.replace(blank, b" ")
-    # One space between tokens, none at either end of a line: then a line's tokens are its spaces + 1.
-    if b"  " in data:
-        data = re.sub(rb" {2,}", b" ", data)
-    if data.startswith(b" ") or b"\n " in data:
-        data = re.sub(rb"(?m)^ ", b"", data)
-    if b" \n" in data or data.endswith(b" "):
-        data = re.sub(rb"(?m) $", b"", data)
     return data
+
+
+def _tidy_spaces(data: bytes) -> bytes:
+    """One space between tokens, none at either end of a line: then a line's tokens are its spaces + 1."""
+    data = re.sub(rb" {2,}", b" ", data)
+    data = re.sub(rb"(?m)^ ", b"", data)
+    return re.sub(rb"(?m) $", b"", data)
 
 
 def _body(lines: list[bytes], mask: np.ndarray) -> bytes:
@@ -184,6 +199,8 @@ def _parse_vertices(text: bytes, v_lines: np.ndarray, name: str) -> np.ndarray:
         raise VoxliftError(f"{name}: line {line}: a vertex needs 3 coordinates, found {counts.min()} "
                            "(corrupt or truncated file?)")
     values = _fromstring(text, np.float64)
+    if len(values) != counts.sum() and b"  " in text:
+        raise _Untidy
     if len(values) != counts.sum():
         line, token = _first_bad_token(text, v_lines, float)
         raise VoxliftError(f"{name}: line {line}: {token[:40]!r} is not a number")
@@ -207,6 +224,8 @@ def _parse_faces(text: bytes, f_lines: np.ndarray, name: str) -> tuple[np.ndarra
         raise VoxliftError(f"{name}: line {line}: a face with {counts.max()} corners "
                            f"(more than {MAX_FACE_CORNERS}); refusing it")
     total = int(counts.sum())
+    if b"  " in text:  # rare: cheaper to look here, in the face lines alone, than in the whole file
+        raise _Untidy
     if text.translate(None, b"0123456789-/ \n"):  # numpy would read "3.5" as 3 and "1e3" as 1
         line, token = _first_bad_token(text, f_lines, _corner_index)
         raise VoxliftError(f"{name}: line {line}: {token[:40]!r} is not a vertex index")

@@ -2,7 +2,8 @@
 
 read_png reads every standard PNG: gray, gray+alpha, RGB, RGBA and palette images at all their bit depths
 (1/2/4/8/16), with tRNS transparency and Adam7 interlacing. CRCs are checked, the size is capped at
-MAX_SIDE x MAX_SIDE, and zlib is asked for no more bytes than the image needs (no decompression bombs).
+MAX_SIDE x MAX_SIDE and MAX_PIXELS, and zlib is asked for no more bytes than the image needs (no decompression
+bombs; MAX_RAW_BYTES and MAX_SLOW_FILTER_BYTES bound memory and time).
 Any damage raises VoxliftError naming the file.
 
 Output: uint8 (bit depth <= 8) or uint16 (16-bit) of shape HxW (gray), HxWx2 (gray+alpha), HxWx3 (RGB) or
@@ -22,6 +23,15 @@ from .errors import VoxliftError
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_SIDE = 16384
+# Caps on what a header may claim, checked before anything is decompressed (found by fuzzing: a 2 MB PNG
+# claiming 16384 x 16384 16-bit RGBA decompresses to 2 GiB and was killed for memory). 32 megapixels and
+# 128 MiB of filtered rows are far above what voxlift needs (renderings of 137 px, photos to be framed
+# down to 128 px) and keep a hostile file to a few hundred MB of RAM.
+MAX_PIXELS = 32 << 20
+MAX_RAW_BYTES = 128 << 20
+# The Average and Paeth filters are undone byte by byte in Python (about 0.5 us a byte): more than this many
+# such bytes would take minutes (a small file of Paeth rows would hang the caller), so it is refused.
+MAX_SLOW_FILTER_BYTES = 48 << 20
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 # Adam7 passes: (x0, y0, dx, dy)
@@ -143,6 +153,8 @@ def read_png(source: str | os.PathLike | bytes) -> np.ndarray:
         raise VoxliftError(f"{name}: PNG of size {width}x{height} has no pixels")
     if width > MAX_SIDE or height > MAX_SIDE:
         raise VoxliftError(f"{name}: PNG of {width}x{height} pixels, larger than the {MAX_SIDE}x{MAX_SIDE} allowed")
+    if width * height > MAX_PIXELS:
+        raise VoxliftError(f"{name}: PNG of {width}x{height} pixels, more than the {MAX_PIXELS} pixels allowed")
     if ctype_ not in _CHANNELS or depth not in _DEPTHS[ctype_]:
         raise VoxliftError(f"{name}: unsupported PNG (colour type {ctype_} with bit depth {depth})")
     if comp != 0 or filt != 0 or interlace not in (0, 1):
@@ -159,6 +171,9 @@ def read_png(source: str | os.PathLike | bytes) -> np.ndarray:
         pw, ph = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
         sizes.append((pw, ph))
     need = sum(ph * (1 + _rowbytes(pw, channels, depth)) for pw, ph in sizes if pw and ph)
+    if need > MAX_RAW_BYTES:
+        raise VoxliftError(f"{name}: PNG of {width}x{height} pixels at {depth} bits x {channels} channels holds "
+                           f"{need} bytes of image data, more than the {MAX_RAW_BYTES} allowed")
     try:
         z = zlib.decompressobj()
         raw = z.decompress(b"".join(idat), need)
@@ -166,6 +181,15 @@ def read_png(source: str | os.PathLike | bytes) -> np.ndarray:
         raise VoxliftError(f"{name}: corrupt PNG (bad compressed data: {exc})") from None
     if len(raw) < need:
         raise VoxliftError(f"{name}: truncated PNG (image data holds {len(raw)} of {need} bytes)")
+    slow, pos = 0, 0
+    for pw, ph in sizes:
+        if pw and ph:
+            rb = _rowbytes(pw, channels, depth)
+            slow += rb * sum(raw[pos + y * (rb + 1)] in (3, 4) for y in range(ph))
+            pos += ph * (rb + 1)
+    if slow > MAX_SLOW_FILTER_BYTES:
+        raise VoxliftError(f"{name}: PNG too large for voxlift's PNG reader ({slow} bytes use the Average or "
+                           f"Paeth filter, limit {MAX_SLOW_FILTER_BYTES}); save it smaller or as JPEG")
     dtype = np.uint16 if depth == 16 else np.uint8
     image = np.zeros((height, width, channels), dtype)
     pos = 0

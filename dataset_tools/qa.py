@@ -139,10 +139,10 @@ def format_report(report: dict, worst: int = 10, threshold: float = 0.99) -> str
     if not s["models"]:
         return f"{report['dataset']}: no models"
     lines = [f"{report['dataset']}: {s['models']} models (worst view of each model)",
-             f"  silhouette pixels covered by voxels: >= 0.99 for {100 * s['share_coverage_ge_0.99']:.1f}% "
-             f"of models, min {s['min_coverage']:.4f}, mean {s['mean_coverage']:.4f}",
-             f"  occupied voxels on the silhouette:   >= 0.99 for {100 * s['share_on_silhouette_ge_0.99']:.1f}% "
-             f"of models, min {s['min_on_silhouette']:.4f}, mean {s['mean_on_silhouette']:.4f}",
+             (f"  silhouette pixels covered by voxels: >= 0.99 for {100 * s['share_coverage_ge_0.99']:.1f}% "
+              f"of models, min {s['min_coverage']:.4f}, mean {s['mean_coverage']:.4f}"),
+             (f"  occupied voxels on the silhouette:   >= 0.99 for {100 * s['share_on_silhouette_ge_0.99']:.1f}% "
+              f"of models, min {s['min_on_silhouette']:.4f}, mean {s['mean_on_silhouette']:.4f}"),
              f"  both >= 0.99: {100 * s['share_both_ge_0.99']:.1f}% of models; worst score {s['min_score']:.4f}"]
     ranked = sorted(report["models"], key=lambda m: m["score"])[:worst]
     lines.append(f"  worst {len(ranked)} models:")

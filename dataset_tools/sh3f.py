@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -26,6 +28,11 @@ CATALOG = "PluginFurnitureCatalog.properties"
 MAX_ENTRIES = 50_000
 MAX_TOTAL_BYTES = 4 << 30  # 4 GiB uncompressed in all (the real libraries hold 30-200 MB)
 MAX_ENTRY_BYTES = 512 << 20
+# What zipfile raises on damaged archives besides BadZipFile (found by fuzzing: a corrupt deflate stream
+# raises zlib.error, an unknown "version needed to extract" NotImplementedError, short headers struct.error,
+# an entry flagged as encrypted RuntimeError("... password required for extraction")).
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error, struct.error,
+              RuntimeError)
 
 
 # ---------------------------------------------------------------- Java .properties
@@ -35,7 +42,9 @@ _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 def _logical_lines(text: str):
     """Join continuation lines (an odd number of trailing backslashes); drop comments and blank lines."""
     buf = None
-    for raw in text.splitlines():
+    # Java ends lines at \n, \r or \r\n only; str.splitlines() also splits at \x85 (a cp1252 ellipsis read
+    # as latin-1), \x1c-\x1e, \v and \f, which cut a value in two (found by the round-trip property test).
+    for raw in re.split(r"\r\n|\r|\n", text):
         line = raw.lstrip(" \t\f")
         if buf is None:
             if not line or line[0] in "#!":
@@ -108,7 +117,7 @@ class Sh3fArchive:
             self.zip = zipfile.ZipFile(self.path)
         except FileNotFoundError:
             raise VoxliftError(f"{self.path}: no such file") from None
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        except ZIP_ERRORS as exc:
             raise VoxliftError(f"{self.path}: not a Sweet Home 3D library (.sh3f is a zip: {exc})") from None
         infos = self.zip.infolist()
         if len(infos) > MAX_ENTRIES:
@@ -135,7 +144,7 @@ class Sh3fArchive:
         try:
             with self.zip.open(info) as f:
                 data = f.read(info.file_size + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        except ZIP_ERRORS as exc:
             raise VoxliftError(f"{self.path}: entry {name!r} is corrupt ({exc})") from None
         if len(data) != info.file_size:
             raise VoxliftError(f"{self.path}: entry {name!r} does not have its declared size")

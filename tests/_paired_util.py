@@ -7,8 +7,7 @@ the grid covers: the same alignment the renderer guarantees, at a fraction of th
 from __future__ import annotations
 
 import numpy as np
-
-from voxlift.dataset_tools import DatasetWriter, fixed_views
+from voxlift.dataset_tools import DatasetWriter, fixed_views, make_view
 from voxlift.dataset_tools.dataset import voxel_to_world
 
 BACKGROUND = 255  # white, like a typical render background
@@ -73,17 +72,24 @@ def splat(grid: np.ndarray, world_to_pixel: np.ndarray, size: int, samples: int 
 
 
 def make_dataset(path, chairs: int = 6, tables: int = 6, size: int = 32, views: int = 8, resolution: int = 32,
-                 seed: int = 0, elevation: float = 20.0) -> str:
-    """A dataset folder of procedural chairs and tables with splatted renderings (8 views 45 degrees apart)."""
+                 seed: int = 0, elevation: float = 20.0, per_model_views: bool = False) -> str:
+    """A dataset folder of procedural chairs and tables with splatted renderings (8 views 45 degrees apart).
+
+    per_model_views: random azimuths and elevations for each model, stored in cameras.f64 (like 3D-R2N2)."""
     rng = np.random.default_rng(seed)
-    vs = fixed_views(views, elevation=elevation, size=size)
-    with DatasetWriter(path, image_size=size, views_per_model=views, resolution=resolution, views=vs) as w:
+    shared = fixed_views(views, elevation=elevation, size=size)
+    with DatasetWriter(path, image_size=size, views_per_model=views, resolution=resolution,
+                       views=None if per_model_views else shared) as w:
         for k, kind in enumerate(["chair"] * chairs + ["table"] * tables):
             grid = furniture_grid(kind, rng, resolution)
+            vs = shared
+            if per_model_views:
+                vs = [make_view(rng.uniform(0, 360), rng.uniform(10, 35), 2.5, 40.0, size) for _ in range(views)]
             pairs = [splat(grid, v.world_to_pixel, size) for v in vs]
+            cameras = np.array([[v.azimuth, v.elevation, v.distance, v.fov, *v.world_to_pixel.ravel()] for v in vs])
             w.append(id=f"{kind}-{seed}-{k}", category=kind, source="procedural-test",
                      images=np.stack([p[0] for p in pairs]), alpha=np.stack([p[1] for p in pairs]),
-                     voxels=grid, durable=False)
+                     voxels=grid, durable=False, cameras=cameras if per_model_views else None)
     return str(path)
 
 

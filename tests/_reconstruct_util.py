@@ -38,7 +38,15 @@ def tiny_run(tmp_path_factory) -> dict:
         path = root / f"{name}.png"
         write_png(path, np.stack([g, g, g, a], axis=-1))
         images[name] = path
-    _CACHE["run"] = {"root": root, "data": Path(data), "run": run, "images": images}
+    # A model trained for 3 steps predicts nearly uniform probabilities: thresholds at quantiles of its
+    # output give grids with a real mix of filled and empty voxels (and of shapes) to check meshes on.
+    from voxlift.cmd_reconstruct import load_image, predict
+
+    probs, _ = predict([load_image(images["chair"])], str(run), "cpu")
+    lo, hi = (float(np.quantile(probs, q)) for q in (0.6, 0.9))
+    assert 0 < lo < hi < 1
+    _CACHE["run"] = {"root": root, "data": Path(data), "run": run, "images": images, "probs": probs[0],
+                     "thresholds": (lo, hi)}
     return _CACHE["run"]
 
 

@@ -1,7 +1,6 @@
 """The built extension zip, installed into Blender (bpy) with a throwaway user folder: the Dataset panel's
 operator and the registered `voxlift` CLI command both render datasets that open_dataset and qa accept."""
 import numpy as np
-
 from _blender_util import last_json, run_in_blender
 from voxlift.dataset_tools.dataset import open_dataset
 from voxlift.dataset_tools.qa import qa_dataset

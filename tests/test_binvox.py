@@ -3,7 +3,6 @@ import struct
 
 import numpy as np
 import pytest
-
 from voxlift.dataset_tools.binvox import encode_binvox, read_binvox, write_binvox
 from voxlift.dataset_tools.errors import VoxliftError
 

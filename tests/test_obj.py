@@ -4,7 +4,6 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.mesh import Mesh
 from voxlift.dataset_tools.obj import parse_obj, read_obj, write_obj

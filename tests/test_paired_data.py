@@ -2,10 +2,19 @@
 import numpy as np
 import pytest
 import torch
-
 from _paired_util import furniture_grid, make_dataset, voxel_centres
-from voxlift.backend.data import (Augment, AugmentConfig, StepSampler, ViewDataset, dataset_statistics,
-                                  make_loader, resample_z, rotation_z, to_object_frame_torch, to_viewer_frame)
+from voxlift.backend.data import (
+    Augment,
+    AugmentConfig,
+    StepSampler,
+    ViewDataset,
+    dataset_statistics,
+    make_loader,
+    resample_z,
+    rotation_z,
+    to_object_frame_torch,
+    to_viewer_frame,
+)
 from voxlift.backend.predict import prepare_image, to_object_frame
 from voxlift.dataset_tools import make_view, open_dataset, project
 

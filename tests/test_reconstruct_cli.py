@@ -14,12 +14,16 @@ from voxlift import backend_process, cli, cmd_reconstruct, meshing
 from voxlift.dataset_tools.binvox import read_binvox
 from voxlift.dataset_tools.obj import read_obj
 
-THRESHOLD = "0.4"
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     return tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def thr(run):
+    """A threshold that leaves about 40% of the voxels filled (see _reconstruct_util.tiny_run)."""
+    return f"{run['thresholds'][0]:.9g}"
 
 
 @pytest.fixture(scope="module")
@@ -33,22 +37,25 @@ def probs(run, tmp_path_factory):
         return z["probs"][0]
 
 
-def test_npz_holds_probabilities(probs):
+def test_npz_holds_probabilities(probs, run, thr):
     assert probs.dtype == np.float32 and 0 <= probs.min() and probs.max() <= 1
-    assert (probs >= float(THRESHOLD)).any()
+    assert np.allclose(probs, run["probs"], atol=1e-5)
+    assert 0.2 < (probs >= float(thr)).mean() < 0.6
 
 
 @pytest.mark.parametrize("mode", ["cubes", "smooth"])
-def test_obj_and_glb_match_the_grid(run, probs, tmp_path, mode):
+def test_obj_and_glb_match_the_grid(run, probs, tmp_path, mode, thr):
     args = ["reconstruct", str(run["images"]["chair"]), "--checkpoint", str(run["run"]), "--mode", mode,
-            "--threshold", THRESHOLD]
+            "--threshold", thr]
     assert cli.main(args + ["--out", str(tmp_path / "chair.obj")]) == 0
     assert cli.main(args + ["--out", str(tmp_path / "chair.glb")]) == 0
-    verts, quads = meshing.mesh_from_probs(probs, mode, float(THRESHOLD))
+    verts, quads = meshing.mesh_from_probs(probs, mode, float(thr))
     obj = read_obj(tmp_path / "chair.obj")
     assert len(obj.vertices) == len(verts) and len(obj.faces) == 2 * len(quads)
     assert np.allclose(obj.vertices, verts, atol=1e-6)
-    assert trimesh.Trimesh(obj.vertices, obj.faces, process=False).is_watertight or mode == "smooth"
+    # Closed: every undirected edge is shared by an even number of triangles.
+    e = np.sort(np.stack([obj.faces, np.roll(obj.faces, -1, axis=1)], -1).reshape(-1, 2), axis=1)
+    assert (np.unique(e, axis=0, return_counts=True)[1] % 2 == 0).all()
     glb = trimesh.load(tmp_path / "chair.glb", force="mesh", process=False)
     assert len(glb.vertices) == len(verts) and len(glb.faces) == 2 * len(quads)
     # glTF is Y up: (x, y, z) is stored as (x, z, -y).
@@ -56,34 +63,34 @@ def test_obj_and_glb_match_the_grid(run, probs, tmp_path, mode):
     assert glb.volume == pytest.approx(trimesh.Trimesh(obj.vertices, obj.faces, process=False).volume, rel=1e-4)
 
 
-def test_binvox_is_the_thresholded_grid(run, probs, tmp_path):
+def test_binvox_is_the_thresholded_grid(run, probs, tmp_path, thr):
     out = tmp_path / "chair.binvox"
     assert cli.main(["reconstruct", str(run["images"]["chair"]), "--checkpoint", str(run["run"]),
-                     "--threshold", THRESHOLD, "--out", str(out)]) == 0
+                     "--threshold", thr, "--out", str(out)]) == 0
     grid = read_binvox(out)
-    assert np.array_equal(np.asarray(grid.voxels, bool), probs >= float(THRESHOLD))
+    assert np.array_equal(np.asarray(grid.voxels, bool), probs >= float(thr))
     assert np.allclose(grid.translate, -0.5) and grid.scale == pytest.approx(1.0)
 
 
-def test_blend_holds_one_object_per_image(run, probs, tmp_path):
+def test_blend_holds_one_object_per_image(run, probs, tmp_path, thr):
     import bpy
 
     out = tmp_path / "both.blend"
     assert cli.main(["reconstruct", str(run["images"]["chair"]), str(run["images"]["table"]),
-                     "--checkpoint", str(run["run"]), "--threshold", THRESHOLD, "--out", str(out)]) == 0
+                     "--checkpoint", str(run["run"]), "--threshold", thr, "--out", str(out)]) == 0
     with bpy.data.libraries.load(str(out)) as (src, dst):
         assert sorted(src.objects) == ["chair", "table"]
         dst.objects = ["chair"]
     obj = dst.objects[0]
-    verts, quads = meshing.mesh_from_probs(probs, "cubes", float(THRESHOLD))
+    verts, quads = meshing.mesh_from_probs(probs, "cubes", float(thr))
     assert (len(obj.data.vertices), len(obj.data.polygons)) == (len(verts), len(quads))
     assert obj.data.materials[0].name.startswith("voxlift")
     stored = np.array(obj["voxlift_probs"], dtype=np.float32).reshape(32, 32, 32)
     assert np.allclose(stored, probs) and obj["voxlift_resolution"] == 32
 
 
-def test_viewer_centred_result_is_turned_by_the_azimuth(run, tmp_path):
-    base = ["reconstruct", str(run["images"]["chair"]), "--checkpoint", str(run["run"]), "--threshold", THRESHOLD]
+def test_viewer_centred_result_is_turned_by_the_azimuth(run, tmp_path, thr):
+    base = ["reconstruct", str(run["images"]["chair"]), "--checkpoint", str(run["run"]), "--threshold", thr]
     assert cli.main(base + ["--out", str(tmp_path / "a0.obj")]) == 0
     assert cli.main(base + ["--azimuth", "90", "--out", str(tmp_path / "a90.obj")]) == 0
     v0, v90 = read_obj(tmp_path / "a0.obj").vertices, read_obj(tmp_path / "a90.obj").vertices
@@ -91,11 +98,11 @@ def test_viewer_centred_result_is_turned_by_the_azimuth(run, tmp_path):
     assert np.allclose(v90, np.c_[-v0[:, 1], v0[:, 0], v0[:, 2]], atol=1e-6)
 
 
-def test_subprocess_several_images_name_their_outputs(run, tmp_path):
+def test_subprocess_several_images_name_their_outputs(run, tmp_path, thr):
     out = tmp_path / "r.obj"
     res = subprocess.run([sys.executable, "-m", "voxlift", "reconstruct", str(run["images"]["chair"]),
                           str(run["images"]["table"]), "--checkpoint", str(run["run"] / "best.safetensors"),
-                          "--threshold", THRESHOLD, "--greedy", "--out", str(out)],
+                          "--threshold", thr, "--greedy", "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "r_chair.obj").is_file() and (tmp_path / "r_table.obj").is_file()

@@ -6,7 +6,6 @@ VOXLIFT_BENCH_QUICK=1 shrinks every part (for trying the script, not for the rec
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -83,8 +82,8 @@ def memory_run(tmp: Path) -> tuple[int, int, int]:
 def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="voxlift-bench-render-"))
     try:
+        from voxlift.dataset_tools.mesh import Y_UP_FRONT_PLUS_Z, Mesh
         from voxlift.dataset_tools.obj import write_obj
-        from voxlift.dataset_tools.mesh import Mesh, Y_UP_FRONT_PLUS_Z
         from voxlift.render_worker import list_records
 
         records = list_records(LIBRARIES, ["chair", "table"], LIMIT)

@@ -1,0 +1,300 @@
+"""The add-on in a background Blender: install the built zip, enable it, and use it as an artist would:
+Reconstruct from an image in bpy.data.images, change the threshold and mesh mode, import a .binvox, train
+from the Train panel (and cancel), and meet each user error as a report (not a traceback).
+
+One Blender process runs the whole story (installing and starting torch there is the slow part); the tests
+below check its parts from the JSON it prints.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from _blender_util import last_json, run_in_blender
+from _paired_util import furniture_grid
+from _reconstruct_util import other_kind_checkpoint, python_without_torch, tiny_run
+from voxlift import cmd_reconstruct, meshing
+from voxlift.dataset_tools.binvox import write_binvox
+
+SCRIPT = r"""
+import json, time
+from pathlib import Path
+import bmesh
+import numpy as np
+
+A = json.loads(Path(ARGS).read_text())
+out = {}
+ctx = bpy.context
+scene = ctx.scene
+meshing = sys.modules[VOXLIFT.__name__ + ".meshing"]
+ui_train = sys.modules[VOXLIFT.__name__ + ".ui_train"]
+prefs = ctx.preferences.addons[VOXLIFT.__name__].preferences
+s = scene.voxlift_reconstruct
+s.threshold = A["threshold"]
+
+
+def op(fn, **kw):
+    # An operator's ERROR report reaches Python as a RuntimeError carrying the message.
+    try:
+        return sorted(fn(**kw))
+    except RuntimeError as exc:
+        return "ERROR " + str(exc)
+
+
+def mesh_facts(obj):
+    me = obj.data
+    bm = bmesh.new()
+    bm.from_mesh(me)
+    links = [len(e.link_faces) for e in bm.edges]
+    bm.free()
+    co = np.array([obj.matrix_world @ v.co for v in me.vertices])
+    return {"name": obj.name, "vertices": len(me.vertices), "faces": len(me.polygons),
+            "edge_links": {str(k): links.count(k) for k in set(links)},
+            "bounds": [co.min(0).tolist(), co.max(0).tolist()],
+            "materials": [m.name for m in me.materials], "smooth": all(p.use_smooth for p in me.polygons),
+            "selected": obj.select_get(), "active": ctx.view_layer.objects.active == obj,
+            "location": list(obj.location), "rotation": list(obj.rotation_euler)}
+
+
+def expected(obj, mode, threshold, greedy=False):
+    probs = np.array(obj["voxlift_probs"], dtype=np.float32).reshape((obj["voxlift_resolution"],) * 3)
+    v, q = meshing.mesh_from_probs(probs, mode, threshold, greedy)
+    return [len(v), len(q)]
+
+
+# 1. No model chosen yet.
+out["no_model"] = op(bpy.ops.voxlift.reconstruct)
+
+# 2. Reconstruct an image loaded into bpy.data.images, with the 3D cursor moved.
+img = bpy.data.images.load(A["chair"])
+s.image = img
+s.checkpoint = A["run"]
+scene.cursor.location = (1.0, 2.0, 3.0)
+t0 = time.perf_counter()
+out["first"] = op(bpy.ops.voxlift.reconstruct)
+out["cold_s"] = time.perf_counter() - t0
+obj = ctx.active_object
+out["cubes"] = mesh_facts(obj)
+out["cubes_expected"] = expected(obj, "cubes", A["threshold"])
+np.save(A["probs_out"], np.array(obj["voxlift_probs"], dtype=np.float32))
+t0 = time.perf_counter()
+out["second"] = op(bpy.ops.voxlift.reconstruct)
+out["warm_s"] = time.perf_counter() - t0
+out["second_name"] = ctx.active_object.name
+out["first_selected_after_second"] = obj.select_get()
+
+# 3. Threshold and mesh mode re-mesh from the stored probabilities (no network).
+obj.voxlift.threshold = A["threshold_hi"]
+out["thr_hi"] = [len(obj.data.vertices), len(obj.data.polygons)]
+out["thr_hi_expected"] = expected(obj, "cubes", A["threshold_hi"])
+obj.voxlift.threshold = A["threshold"]
+obj.voxlift.greedy = True
+out["greedy"] = [len(obj.data.vertices), len(obj.data.polygons)]
+out["greedy_expected"] = expected(obj, "cubes", A["threshold"], True)
+obj.voxlift.greedy = False
+out["back"] = [len(obj.data.vertices), len(obj.data.polygons)]
+obj.voxlift.mode = "SMOOTH"
+out["smooth"] = mesh_facts(obj)
+out["smooth_expected"] = expected(obj, "smooth", A["threshold"])
+
+# 4. Errors a user meets, each as a report.
+s.checkpoint = A["other_kind"]
+out["err_kind"] = op(bpy.ops.voxlift.reconstruct)
+s.checkpoint = A["run"]
+s.source = "FILE"
+s.filepath = A["garbage"]
+out["err_garbage"] = op(bpy.ops.voxlift.reconstruct)
+s.filepath = A["missing"]
+out["err_missing"] = op(bpy.ops.voxlift.reconstruct)
+s.source = "IMAGE"
+ghost = bpy.data.images.new("ghost", 4, 4)
+ghost.source = "FILE"
+ghost.filepath = A["missing"]
+s.image = ghost
+out["err_ghost"] = op(bpy.ops.voxlift.reconstruct)
+s.image = img
+prefs.python_path = A["no_torch_python"]
+out["err_no_torch"] = op(bpy.ops.voxlift.reconstruct)
+out["torch_status_bare"] = VOXLIFT.prefs.check_torch(wait=True)
+prefs.python_path = ""
+out["torch_status"] = VOXLIFT.prefs.check_torch(wait=True)
+out["err_install_offline"] = op(bpy.ops.voxlift.install_torch)
+t = scene.voxlift_train
+t.dataset = A["not_dataset"]
+out["err_not_dataset"] = op(bpy.ops.voxlift.train)
+s.source = "RENDER"
+out["err_no_render"] = op(bpy.ops.voxlift.reconstruct)
+s.source = "IMAGE"
+
+# 5. Import a .binvox file (File > Import > Voxel grid).
+out["binvox"] = op(bpy.ops.voxlift.import_binvox, filepath=A["binvox"])
+out["binvox_obj"] = mesh_facts(ctx.active_object)
+out["binvox_bad"] = op(bpy.ops.voxlift.import_binvox, filepath=A["garbage"])
+
+# 6. Train from the panel; the run becomes the default model.
+t.dataset = A["data"]
+t.steps = 2
+t.device = "cpu"
+t.out = A["ui_run"]
+out["train"] = op(bpy.ops.voxlift.train)
+deadline = time.time() + 240
+seen_step = 0
+while ui_train.poll_job() is not None and time.time() < deadline:
+    seen_step = max(seen_step, ui_train._state["job"].progress.step if ui_train._state["job"] else 0)
+    time.sleep(0.2)
+out["train_state"] = {k: v for k, v in ui_train._state.items() if k != "job"}
+out["train_scene_checkpoint"] = s.checkpoint
+out["train_prefs_checkpoint"] = prefs.last_checkpoint
+s.checkpoint = ""
+s.threshold = 0.01  # a 2-step model: anything it sees
+out["reconstruct_with_trained"] = op(bpy.ops.voxlift.reconstruct)
+
+# 7. Cancel a long run.
+t.steps = 100000
+t.out = A["ui_run"] + "-cancel"
+out["train2"] = op(bpy.ops.voxlift.train)
+job = ui_train.current_job()
+deadline = time.time() + 120
+while job.poll() is None and job.progress.step < 1 and time.time() < deadline:
+    time.sleep(0.2)
+out["cancel_started_at_step"] = job.progress.step
+bpy.ops.voxlift.train_cancel()
+t0 = time.time()
+while ui_train.poll_job() is not None and time.time() - t0 < 60:
+    time.sleep(0.2)
+out["cancel_s"] = time.time() - t0
+out["cancel_rc"] = job.proc.returncode
+out["cancel_state"] = {k: v for k, v in ui_train._state.items() if k != "job"}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory):
+    run = tiny_run(tmp_path_factory)
+    tmp = tmp_path_factory.mktemp("addon")
+    garbage = tmp / "garbage.png"
+    garbage.write_bytes(b"this is not an image")
+    grid = furniture_grid("table", np.random.default_rng(3), 16)
+    write_binvox(tmp / "table.binvox", grid, (1.0, 2.0, 0.0), 2.0)
+    (tmp / "not-a-dataset").mkdir()
+    args = {"threshold": run["thresholds"][0], "threshold_hi": run["thresholds"][1], "chair": str(run["images"]["chair"]), "run": str(run["run"]),
+            "data": str(run["data"]), "other_kind": str(other_kind_checkpoint(tmp)), "garbage": str(garbage),
+            "missing": str(tmp / "missing.png"), "no_torch_python": python_without_torch(tmp_path_factory),
+            "not_dataset": str(tmp / "not-a-dataset"), "binvox": str(tmp / "table.binvox"),
+            "ui_run": str(tmp / "ui-run"), "probs_out": str(tmp / "probs.npy")}
+    (tmp / "args.json").write_text(json.dumps(args))
+    res = run_in_blender(f"ARGS = {str(tmp / 'args.json')!r}\n" + SCRIPT, tmp, timeout=600)
+    out = last_json(res.stdout)
+    return {"out": out, "args": args, "grid": grid, "run": run, "log": res.stdout}
+
+
+def test_reconstruct_makes_the_object(story):
+    o, a = story["out"], story["args"]
+    assert o["first"] == ["FINISHED"], o["first"]
+    c = o["cubes"]
+    assert c["name"] == "chair" and c["selected"] and c["active"]
+    assert [c["vertices"], c["faces"]] == o["cubes_expected"]
+    assert c["materials"] == ["voxlift"] and not c["smooth"]
+    assert c["location"] == pytest.approx([1.0, 2.0, 3.0]) and c["rotation"] == pytest.approx([0, 0, 0])
+    # Inside the unit cube around the 3D cursor.
+    lo, hi = np.array(c["bounds"])
+    assert (lo >= np.array([0.5, 1.5, 2.5]) - 1e-5).all() and (hi <= np.array([1.5, 2.5, 3.5]) + 1e-5).all()
+    # Closed: every edge has 2 faces, or 4 where two voxels touch along an edge only.
+    assert set(c["edge_links"]) <= {"2", "4"} and c["edge_links"]["2"] > 0
+    # The same grid as the headless path computes (same checkpoint, same image, same preprocessing).
+    probs = np.load(a["probs_out"]).reshape(32, 32, 32)
+    ref, _ = cmd_reconstruct.predict([cmd_reconstruct.load_image(a["chair"])], a["run"], "cpu")
+    assert np.allclose(probs, ref[0], atol=1e-4)
+    v, q = meshing.cubes_mesh(probs >= a["threshold"])
+    assert (c["vertices"], c["faces"]) == (len(v), len(q))
+
+
+def diagonal_edges(occ):
+    """Lattice edges where exactly two diagonally opposite voxels of the four around it are filled."""
+    p = np.pad(occ, 1)
+    n = 0
+    for axis in range(3):
+        a, b = [ax for ax in range(3) if ax != axis]
+        q = np.moveaxis(p, (axis, a, b), (0, 1, 2))
+        v00, v10, v01, v11 = q[:, :-1, :-1], q[:, 1:, :-1], q[:, :-1, 1:], q[:, 1:, 1:]
+        n += int(((v00 & v11 & ~v10 & ~v01) | (v10 & v01 & ~v00 & ~v11)).sum())
+    return n
+
+
+def test_non_manifold_edges_are_only_voxel_edge_contacts(story):
+    probs = np.load(story["args"]["probs_out"]).reshape(32, 32, 32)
+    occ = probs >= story["args"]["threshold"]
+    assert diagonal_edges(occ) > 0  # the check below means something
+    assert story["out"]["cubes"]["edge_links"].get("4", 0) == diagonal_edges(occ)
+
+
+def test_threshold_and_mode_remesh_without_the_network(story):
+    o = story["out"]
+    assert o["thr_hi"] == o["thr_hi_expected"] and 0 < o["thr_hi"][1] != o["cubes"]["faces"]
+    assert o["greedy"] == o["greedy_expected"] and o["greedy"][1] < o["cubes"]["faces"]
+    # The object kept its full-resolution probabilities: back to the first threshold, the same mesh.
+    assert o["back"] == [o["cubes"]["vertices"], o["cubes"]["faces"]]
+    sm = o["smooth"]
+    assert [sm["vertices"], sm["faces"]] == o["smooth_expected"] and sm["smooth"]
+
+
+def test_second_click_is_warm_and_makes_a_new_object(story):
+    o = story["out"]
+    assert o["second"] == ["FINISHED"] and o["second_name"] == "chair.001"
+    assert not o["first_selected_after_second"]
+    assert o["warm_s"] < o["cold_s"]
+
+
+def test_user_errors_are_reports(story):
+    o, a = story["out"], story["args"]
+    assert o["no_model"].startswith("ERROR") and "no model" in o["no_model"]
+    assert "autoencoder" in o["err_kind"]
+    assert a["garbage"] in o["err_garbage"]
+    assert a["missing"] in o["err_missing"] and "no such" in o["err_missing"]
+    assert "does not load" in o["err_ghost"]
+    assert "PyTorch is not installed" in o["err_no_torch"]
+    assert "online access" in o["err_install_offline"]
+    assert a["not_dataset"] in o["err_not_dataset"] and "not a voxlift dataset" in o["err_not_dataset"]
+    assert "render" in o["err_no_render"].lower()
+    for key in ("no_model", "err_kind", "err_garbage", "err_missing", "err_ghost", "err_no_torch",
+                "err_install_offline", "err_not_dataset", "err_no_render"):
+        assert o[key].startswith("ERROR") and "Traceback" not in o[key], (key, o[key])
+    assert "Traceback" not in story["log"]
+
+
+def test_preferences_show_whether_torch_is_found(story):
+    o = story["out"]
+    assert o["torch_status"]["ok"] is True and o["torch_status"]["version"].startswith("2.")
+    assert o["torch_status_bare"]["ok"] is False and "torch" in o["torch_status_bare"]["error"]
+
+
+def test_binvox_import(story):
+    o, grid = story["out"], story["grid"]
+    assert o["binvox"] == ["FINISHED"]
+    b = o["binvox_obj"]
+    v, q = meshing.cubes_mesh(grid)
+    assert (b["vertices"], b["faces"]) == (len(v), len(q)) and b["name"] == "table"
+    assert set(b["edge_links"]) == {"2"}  # closed, manifold: a table has no voxels touching along an edge only
+    # Placed by the header: translate (1, 2, 0), scale 2 -> voxel index i spans 1 + 2 * i / 16 on x.
+    idx = np.argwhere(grid)
+    lo = np.array([1.0, 2.0, 0.0]) + 2.0 * idx.min(0) / 16
+    hi = np.array([1.0, 2.0, 0.0]) + 2.0 * (idx.max(0) + 1) / 16
+    assert np.allclose(b["bounds"], [lo, hi], atol=1e-5)
+    assert o["binvox_bad"].startswith("ERROR") and story["args"]["garbage"] in o["binvox_bad"]
+
+
+def test_train_from_the_panel_sets_the_default_model(story):
+    o, a = story["out"], story["args"]
+    assert o["train"] == ["FINISHED"]
+    st = o["train_state"]
+    assert st["error"] == "" and st["status"].startswith("Trained (2 steps"), st
+    assert o["train_scene_checkpoint"] == a["ui_run"] and o["train_prefs_checkpoint"] == a["ui_run"]
+    assert o["reconstruct_with_trained"] == ["FINISHED"]
+
+
+def test_training_can_be_cancelled(story):
+    o = story["out"]
+    assert o["train2"] == ["FINISHED"]
+    assert o["cancel_s"] < 30 and o["cancel_rc"] != 0
+    assert o["cancel_state"]["status"].startswith("Cancel"), o["cancel_state"]

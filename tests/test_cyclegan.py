@@ -1,0 +1,163 @@
+"""The unpaired CycleGAN: no pair ever seen, exact resume, divergence handling, autoencoder start, prediction."""
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+from _cyclegan_util import make_dataset
+
+from voxlift.backend import autoencoder, checkpoint, cyclegan
+from voxlift.backend.cyclegan import CycleGAN, ImagePool, lr_factor
+from voxlift.backend.unpaired_data import UnpairedSampler, split_domains
+from voxlift.cli import main as cli_main
+from voxlift.dataset_tools.dataset import open_dataset
+from voxlift.dataset_tools.errors import VoxliftError
+
+torch.set_num_threads(1)
+TINY = ["--latent-dim", "16", "--encoder-width", "4", "--decoder-width", "4", "--batch-size", "4", "--quiet"]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("cg") / "ds", n_per_category=12, image_size=16, resolution=8)
+
+
+def _args(module, argv):
+    p = argparse.ArgumentParser()
+    module.add_arguments(p)
+    return p.parse_args(argv)
+
+
+def _gan(data, out, *extra):
+    return _args(cyclegan, ["--data", str(data), "--out", str(out), "--critic-width", "4", "--n-critic", "2",
+                            "--val-every", "2", "--val-samples", "8", *TINY, *extra])
+
+
+def test_disjoint_domains_split_every_category_and_shuffled_uses_all(data):
+    ds = open_dataset(data)
+    d = split_domains(ds, "train", "disjoint", seed=3)
+    train = set(ds.indices("train").tolist())
+    assert not set(d.image_models) & set(d.voxel_models)
+    assert set(d.image_models) | set(d.voxel_models) == train
+    for side in (d.image_models, d.voxel_models):
+        assert {ds.models[i].category for i in side} == {"chair", "table"}
+    assert split_domains(ds, "train", "disjoint", seed=3).image_models.tolist() == d.image_models.tolist()
+    s = split_domains(ds, "train", "shuffled", seed=3)
+    assert set(s.image_models) == set(s.voxel_models) == train
+
+
+def test_sampler_batches_are_a_function_of_the_step(data):
+    ds = open_dataset(data)
+    d = split_domains(ds, "train", "disjoint")
+    a, b = UnpairedSampler(ds, d, 5, seed=1), UnpairedSampler(ds, d, 5, seed=1)
+    for k in (7, 0, 3):
+        xa, ia, ya, va = a.draw(k)
+        xb, ib, yb, vb = b.draw(k)
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and (ia == ib).all() and (va == vb).all()
+    x, _, y, _ = a.draw(0)
+    assert x.shape == (5, 1, 16, 16) and x.min() >= -1 and x.max() <= 1
+    assert y.shape == (5, 8, 8, 8) and 0 <= y.min() and y.max() <= 1 and y.max() > 0
+
+
+def test_training_never_sees_a_pair(data, tmp_path):
+    seen_images, seen_voxels = set(), set()
+
+    def record(im, vx):
+        seen_images.update(im.tolist())
+        seen_voxels.update(vx.tolist())
+
+    out = tmp_path / "run"
+    cyclegan.train(_gan(data, out, "--steps", "3", "--gan", "lsgan"), CPU, on_batch=record)
+    ds = open_dataset(data)
+    assert seen_images and seen_voxels
+    assert not seen_images & seen_voxels  # no model is ever seen in both domains
+    domains = json.loads((out / "domains.json").read_text())
+    assert domains["pairing"] == "disjoint"
+    assert {ds.models[i].id for i in seen_images} <= set(domains["image_models"])
+    assert {ds.models[i].id for i in seen_voxels} <= set(domains["voxel_models"])
+    assert not set(domains["image_models"]) & set(domains["voxel_models"])
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    val = [r["val"] for r in rows if "val" in r]
+    assert val and {"iou@0.5", "mmd", "coverage", "nna"} <= set(val[-1])
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    cyclegan.train(_gan(data, whole, "--steps", "4", "--val-every", "100"), CPU)
+    cyclegan.train(_gan(data, parts, "--steps", "4", "--val-every", "100"), CPU, stop_after=2)
+    with pytest.raises(VoxliftError, match="--resume"):
+        cyclegan.train(_gan(data, parts, "--steps", "4"), CPU)
+    cyclegan.train(_gan(data, parts, "--resume", "--val-every", "100"), CPU)
+    a, meta_a = checkpoint.load_checkpoint(whole / checkpoint.LAST)
+    b, meta_b = checkpoint.load_checkpoint(parts / checkpoint.LAST)
+    assert meta_a["step"] == meta_b["step"] == 4
+    assert set(a) == set(b)
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+
+
+def test_a_diverging_run_stops_with_a_message_and_keeps_its_checkpoint(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    cyclegan.train(_gan(data, out, "--steps", "2", "--gan", "lsgan"), CPU)
+    good = (out / checkpoint.LAST).read_bytes()
+    rc = cli_main(["train", "cyclegan", "--data", str(data), "--out", str(out), "--resume", "--steps", "30",
+                   "--val-every", "1", "--val-samples", "4", "--lr", "1e25", *TINY])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.startswith("voxlift: error:") and err.count("\n") == 1
+    assert "diverged at step" in err and "last good checkpoint" in err
+    failed_at = int(err.split("diverged at step ")[1].split(":")[0])
+    tensors, meta = checkpoint.load_checkpoint(out / checkpoint.LAST)
+    assert 2 <= meta["step"] <= failed_at
+    assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+    if meta["step"] == 2:
+        assert (out / checkpoint.LAST).read_bytes() == good  # untouched
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    rc = cli_main(["train", "cyclegan", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), *TINY])
+    assert rc == 1 and "nope" in capsys.readouterr().err
+
+
+def test_autoencoder_weights_start_the_cyclegan(data, tmp_path):
+    ae = tmp_path / "ae"
+    autoencoder.train(_args(autoencoder, ["--data", str(data), "--out", str(ae), "--steps", "2", *TINY]), CPU)
+    tensors, meta = checkpoint.load_checkpoint(ae / checkpoint.LAST, kinds=("autoencoder",))
+    config = cyclegan.config_from_args(_gan(data, tmp_path / "x"), open_dataset(data))
+    model = CycleGAN(config)
+    assert cyclegan._init_from(model, str(ae / checkpoint.LAST)) > 0
+    for part in cyclegan.GENERATOR_PARTS:
+        for k, v in getattr(model, part).state_dict().items():
+            assert torch.equal(v, tensors[f"model.{part}.{k}"]), (part, k)
+    run = tmp_path / "gan"
+    cyclegan.train(_gan(data, run, "--steps", "1", "--init-from", str(ae)), CPU)
+    assert json.loads((run / "config.json").read_text())["init_from"] == str(ae.resolve())
+    with pytest.raises(VoxliftError, match="latent_dim"):
+        cyclegan.train(_gan(data, tmp_path / "bad", "--steps", "1", "--init-from", str(ae), "--latent-dim", "8"), CPU)
+    with pytest.raises(VoxliftError, match="kind"):
+        cyclegan.train(_gan(data, tmp_path / "bad2", "--steps", "1", "--init-from", str(run)), CPU)
+
+
+def test_predictor_loads_the_image_to_voxel_generator(data, tmp_path):
+    from voxlift.backend.predict import load_predictor
+
+    run = tmp_path / "run"
+    cyclegan.train(_gan(data, run, "--steps", "1"), CPU)
+    p = load_predictor(run, "cpu")
+    ds = open_dataset(data)
+    probs = p.predict(np.asarray(ds.images[0]))
+    assert probs.shape == (ds.views_per_model, 8, 8, 8) and 0 <= probs.min() <= probs.max() <= 1
+    assert p.config["kind"] == "cyclegan" and p.viewer_centred
+
+
+def test_image_pool_and_schedule():
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(ImagePool(0).query(torch.ones(3, 2), gen), torch.ones(3, 2))
+    pool = ImagePool(4)
+    first = torch.arange(4.0)[:, None]
+    assert torch.equal(pool.query(first, gen), first)       # filling: each fake passes through
+    out = pool.query(torch.full((50, 1), 9.0), gen)
+    assert (out == 9).any() and (out < 9).any()              # later: a mix of new and stored fakes
+    assert lr_factor(0.2, 0.5) == 1.0 and lr_factor(0.75, 0.5) == pytest.approx(0.5) and lr_factor(1.0, 0.5) == 0
