@@ -136,7 +136,7 @@ def train(args, device: torch.device, stop_after: int | None = None) -> int:
             steps_total, budget_s = meta["steps_total"], meta["budget_s"]
     else:
         ckpt.write_config(out, config)
-    log = open(out / "log.jsonl", "a")
+    log = open(out / "log.jsonl", "a")  # noqa: SIM115 (closed in the finally below)
 
     def save_last():
         t_opt, info = ckpt.flatten_optimizer(opt.state_dict())

@@ -32,7 +32,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,8 +40,15 @@ from ..dataset_tools.dataset import open_dataset
 from ..dataset_tools.errors import VoxliftError
 from . import checkpoint as ckpt
 from .distribution_metrics import distribution_scores
-from .gan_losses import (GAN_KINDS, GP_WEIGHT, critic_loss, generator_loss, gradient_penalty, init_occupancy,
-                         straight_through)
+from .gan_losses import (
+    GAN_KINDS,
+    GP_WEIGHT,
+    critic_loss,
+    generator_loss,
+    gradient_penalty,
+    init_occupancy,
+    straight_through,
+)
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
 from .networks import NORMS, Critic2D, Critic3D, ImageDecoder, ImageEncoder, VoxelDecoder, VoxelEncoder
@@ -246,7 +252,7 @@ def evaluate_generator(to_voxels, ds, split: str, input_size: int, device, limit
     if was_training:
         to_voxels.train()
     per = iou(probs, grids, (0.3, 0.4, 0.5))
-    out = {"split": split, "items": int(len(idx)), "iou@0.3": float(per[:, 0].mean()),
+    out = {"split": split, "items": len(idx), "iou@0.3": float(per[:, 0].mean()),
            "iou@0.4": float(per[:, 1].mean()), "iou@0.5": float(per[:, 2].mean())}
     if with_distribution and len(idx) >= 2:
         out.update(distribution_scores(probs > 0.5, grids > 0.5, device=device).to_dict())
@@ -281,7 +287,7 @@ def _check(losses: dict[str, torch.Tensor], step: int, limit: float, out: Path) 
 
 def _init_from(model: CycleGAN, path: str) -> int:
     """Load the generator halves an autoencoder run trained; returns how many tensors came from it."""
-    tensors, meta = ckpt.load_checkpoint(path, kinds=("autoencoder",))
+    tensors, _ = ckpt.load_checkpoint(path, kinds=("autoencoder",))
     src = Path(path)
     n = 0
     for part in GENERATOR_PARTS:
@@ -369,7 +375,7 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out / "tb"), purge_step=step if resuming else None)
-    log = open(out / "log.jsonl", "a")
+    log = open(out / "log.jsonl", "a")  # noqa: SIM115 (closed in the finally below)
     bar = None
     if not args.quiet:
         from tqdm import tqdm

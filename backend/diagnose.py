@@ -27,7 +27,6 @@ frame, as the CycleGAN sees it. Exit status 0 when every part passes, 3 when one
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,7 +40,14 @@ from ..dataset_tools.dataset import open_dataset
 from ..dataset_tools.errors import VoxliftError
 from .cyclegan import _critic_layers
 from .distribution_metrics import distribution_scores, iou_distance, l1_distance
-from .gan_losses import GAN_KINDS, critic_loss, generator_loss, gradient_penalty, init_occupancy, straight_through
+from .gan_losses import (
+    GAN_KINDS,
+    critic_loss,
+    generator_loss,
+    gradient_penalty,
+    init_occupancy,
+    straight_through,
+)
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
 from .networks import Critic2D, Critic3D, ImageDecoder, ImageEncoder, VoxelDecoder, VoxelEncoder
@@ -88,7 +94,7 @@ def load_data(ds, input_size: int | None, max_items: int) -> Data:
             xs.append(x), ys.append(y), cs.append([ds.models[m].category for m in items[:, 0]])
         if not xs:
             raise VoxliftError(f"{ds.path}: no models in the {' or '.join(splits)} split")
-        return torch.cat(xs), torch.cat(ys), sum(cs, [])
+        return torch.cat(xs), torch.cat(ys), [c for part in cs for c in part]
 
     tx, ty, tc = part(["train"])
     hx, hy, hc = part(["val", "test"])

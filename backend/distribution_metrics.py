@@ -90,3 +90,13 @@ def distribution_scores(generated, reference, distance=iou_distance, device=None
     d_gg = distance(generated, generated, device=device)
     d_rr = distance(reference, reference, device=device)
     return DistributionScores(mmd(d_gr), coverage(d_gr), one_nna(d_gg, d_rr, d_gr), len(generated), len(reference))
+
+
+def prediction_scores(predictions, truths, threshold: float = 0.5, device=None) -> dict:
+    """Distribution scores of a reconstruction model on a split, as `voxlift evaluate` reports them.
+
+    predictions: per model, its V predicted grids [V, R, R, R] (object frame); truths: the models' grids.
+    One prediction per model (the i-th model's view i mod V, so every view takes its turn) against the true
+    grids: both sets then have one sample per model, as 1-NNA needs."""
+    pick = np.stack([np.asarray(p[i % len(p)]) >= threshold for i, p in enumerate(predictions)])
+    return distribution_scores(pick, np.stack([np.asarray(t) > 0.5 for t in truths]), device=device).to_dict()

@@ -165,6 +165,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
     if resuming:
         tensors, meta = ckpt.load_checkpoint(last_path, kinds=(KIND,))
         config = meta["config"]
+        check_config(config, last_path)
     else:
         tensors, meta = None, None
         train_models = ds.indices("train", args.categories)

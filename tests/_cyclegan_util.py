@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from voxlift.dataset_tools.camera import View, camera_matrix_world, world_to_pixel
 from voxlift.dataset_tools.dataset import DatasetWriter
 

@@ -38,3 +38,28 @@ def test_installed_extension_renders_through_operator_and_cli(tmp_path):
     for path in (tmp_path / "ds_operator", tmp_path / "ds_cli"):
         summary = qa_dataset(path)["summary"]
         assert summary["min_score"] >= 0.97, summary
+
+
+LOAD_SCRIPT = """
+import json, os, time
+from importlib import import_module
+ui_dataset = VOXLIFT.ui_dataset
+RenderJob = import_module(VOXLIFT.__name__ + ".render_job").RenderJob
+s = bpy.context.scene.voxlift_dataset
+s.sources, s.categories, s.views, s.image_size, s.workers = "synthetic:300", "", 2, 32, 1
+s.out = os.path.abspath("ds")
+job = ui_dataset._job = RenderJob(ui_dataset.options_from_settings(s)).start()  # what Render starts
+while job.done < 1:
+    job.poll(0.0)
+    time.sleep(0.01)
+procs = [w.proc for w in job.workers]
+bpy.ops.wm.read_homefile(use_empty=True)  # the user opens another file mid-render
+print(json.dumps({"job": ui_dataset._job is None, "alive": [p.pid for p in procs if p.poll() is None],
+                  "cancel_poll": bpy.ops.voxlift.render_cancel.poll(), "done": job.done}))
+"""
+
+
+def test_loading_another_file_stops_the_render(tmp_path):
+    out = last_json(run_in_blender(LOAD_SCRIPT, tmp_path, timeout=240).stdout)
+    assert out["job"] and out["alive"] == [] and out["cancel_poll"] is False
+    assert len(open_dataset(tmp_path / "ds")) == out["done"] < 300  # what was committed stays

@@ -124,6 +124,24 @@ t.dataset = A["not_dataset"]
 out["err_not_dataset"] = op(bpy.ops.voxlift.train)
 s.source = "RENDER"
 out["err_no_render"] = op(bpy.ops.voxlift.reconstruct)
+# The render result, seen from a camera at azimuth 90: the viewer-centred grid is turned back by 90 degrees.
+import math
+from mathutils import Matrix
+scene.render.engine = "BLENDER_WORKBENCH"
+scene.render.resolution_x = scene.render.resolution_y = 64
+bpy.ops.mesh.primitive_cube_add(size=0.6)
+cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+scene.collection.objects.link(cam)
+el = math.radians(20)
+cam.location = (2.5 * math.cos(el), 0.0, 2.5 * math.sin(el))
+cam.rotation_euler = (math.radians(70), 0.0, math.radians(90))
+scene.camera = cam
+bpy.ops.render.render()
+scene.cursor.location = (0.0, 0.0, 0.0)
+s.threshold = 0.01
+out["render"] = op(bpy.ops.voxlift.reconstruct)
+out["render_obj"] = mesh_facts(ctx.active_object)
+s.threshold = A["threshold"]
 s.source = "IMAGE"
 
 # 5. Import a .binvox file (File > Import > Voxel grid).
@@ -267,6 +285,14 @@ def test_preferences_show_whether_torch_is_found(story):
     o = story["out"]
     assert o["torch_status"]["ok"] is True and o["torch_status"]["version"].startswith("2.")
     assert o["torch_status_bare"]["ok"] is False and "torch" in o["torch_status_bare"]["error"]
+
+
+def test_render_result_is_turned_into_the_scene(story):
+    o = story["out"]
+    assert o["render"] == ["FINISHED"], o["render"]
+    r = o["render_obj"]
+    assert r["name"] == "Render" and r["faces"] > 0
+    assert r["rotation"] == pytest.approx([0.0, 0.0, np.radians(90)], abs=1e-4)
 
 
 def test_binvox_import(story):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from _cyclegan_util import make_dataset
-
 from voxlift.backend import autoencoder, checkpoint, cyclegan
 from voxlift.backend.cyclegan import CycleGAN, ImagePool, lr_factor
 from voxlift.backend.unpaired_data import UnpairedSampler, split_domains
@@ -124,7 +123,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
 def test_autoencoder_weights_start_the_cyclegan(data, tmp_path):
     ae = tmp_path / "ae"
     autoencoder.train(_args(autoencoder, ["--data", str(data), "--out", str(ae), "--steps", "2", *TINY]), CPU)
-    tensors, meta = checkpoint.load_checkpoint(ae / checkpoint.LAST, kinds=("autoencoder",))
+    tensors, _ = checkpoint.load_checkpoint(ae / checkpoint.LAST, kinds=("autoencoder",))
     config = cyclegan.config_from_args(_gan(data, tmp_path / "x"), open_dataset(data))
     model = CycleGAN(config)
     assert cyclegan._init_from(model, str(ae / checkpoint.LAST)) > 0

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 from _cyclegan_util import make_dataset
-
 from voxlift.backend.diagnose import PARTS
 from voxlift.cli import main as cli_main
 from voxlift.dataset_tools.dataset import DatasetWriter, open_dataset

@@ -2,9 +2,15 @@
 import numpy as np
 import pytest
 import torch
-
-from voxlift.backend.distribution_metrics import (coverage, distribution_scores, iou_distance, l1_distance, mmd,
-                                                  one_nna)
+from voxlift.backend.distribution_metrics import (
+    coverage,
+    distribution_scores,
+    iou_distance,
+    l1_distance,
+    mmd,
+    one_nna,
+    prediction_scores,
+)
 
 torch.set_num_threads(1)
 
@@ -61,7 +67,7 @@ def test_separate_sets_score_worst_and_good_samples_score_well():
     good[:, 0, 0, 0] ^= True  # almost the same shapes
     bad = rng.random((6, 8, 8, 8)) < 0.5  # noise
     s_good, s_bad = distribution_scores(good, held), distribution_scores(bad, held)
-    assert s_good.mmd < 0.1 < 0.5 < s_bad.mmd
+    assert s_good.mmd < 0.1 and s_bad.mmd > 0.5
     assert s_good.coverage == 1.0 and s_bad.coverage < 1.0
     assert s_bad.nna == 1.0      # noise is told from shapes every time
     assert s_good.nna <= 0.5     # near-copies are not (below 0.5: they sit closer to the reference than it does to itself)
@@ -69,3 +75,18 @@ def test_separate_sets_score_worst_and_good_samples_score_well():
     assert distribution_scores(collapsed, held).coverage == pytest.approx(1 / 6)
     with pytest.raises(ValueError):
         distribution_scores(good[:1], held)
+
+
+def test_prediction_scores_take_one_view_per_model_in_turn():
+    truths = np.zeros((3, 8, 8, 8), bool)
+    for i in range(3):
+        truths[i, 2 * i:2 * i + 2] = True
+    preds = []
+    for i in range(3):  # 2 views each: the right shape in view i % 2 only, an empty grid in the other
+        p = np.zeros((2, 8, 8, 8), np.float32)
+        p[i % 2] = truths[i] * 0.9
+        preds.append(p)
+    s = prediction_scores(preds, truths)
+    assert s["mmd"] == pytest.approx(0.0) and s["coverage"] == 1.0 and s["n_generated"] == 3
+    preds_wrong = [p[::-1] for p in preds]
+    assert prediction_scores(preds_wrong, truths)["mmd"] == pytest.approx(1.0)

@@ -6,7 +6,13 @@ import trimesh
 from scipy import ndimage
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.mesh import Mesh
-from voxlift.dataset_tools.voxelize import _triangles_in_grid, is_closed, parity_votes, voxelize, voxelize_mesh
+from voxlift.dataset_tools.voxelize import (
+    _triangles_in_grid,
+    is_closed,
+    parity_votes,
+    voxelize,
+    voxelize_mesh,
+)
 
 
 def centres(r):

@@ -58,15 +58,12 @@ def voxlift(*args, capture=True) -> str:
 
 def distribution(npz: Path, data: str) -> dict:
     """MMD / coverage / 1-NNA of one object-frame prediction per test model against the test grids."""
-    from voxlift.backend.distribution_metrics import distribution_scores
+    from voxlift.backend.distribution_metrics import prediction_scores
     from voxlift.dataset_tools import open_dataset
 
     ds = open_dataset(data)
     z = np.load(npz)
-    probs, models = z["probs"], z["indices"]
-    pick = np.array([probs[i, i % probs.shape[1]] for i in range(len(models))], dtype=np.float32)
-    truth = np.stack([np.asarray(ds.voxels[m]) for m in models])
-    return distribution_scores(pick > 0.5, truth).to_dict()
+    return prediction_scores(z["probs"].astype(np.float32), [np.asarray(ds.voxels[m]) for m in z["indices"]])
 
 
 def mean_shape_distribution(data: str) -> dict:
@@ -130,7 +127,7 @@ def train_config(name: str, seed: int, data: str, minutes: float, args, commands
 
 
 def fmt(values: list[float], digits: int = 3) -> str:
-    v = np.asarray([x for x in values if x == x], dtype=float)
+    v = np.asarray([x for x in values if not np.isnan(x)], dtype=float)
     if len(v) == 0:
         return "-"
     if len(v) == 1:
@@ -169,7 +166,9 @@ def main() -> int:
     results: dict[str, list[dict]] = {n: [] for n in names}
     for seed in args.seeds:  # seeds outermost: a budget cut short still leaves every configuration compared
         for n in names:
-            results[n].append(train_config(n, seed, data, args.minutes_per_run, args, commands))
+            # Every seed runs the same commands but for --seed and the run folder: the first seed's are listed.
+            listed = commands if seed == args.seeds[0] else []
+            results[n].append(train_config(n, seed, data, args.minutes_per_run, args, listed))
             log(n, seed, json.dumps(results[n][-1]))
     ms_cmd = ["baseline", "mean-shape", "--data", data, "--split", "test", "--json", "--no-fscore"]
     ms = json.loads(voxlift(*ms_cmd))["summary"]["overall"]
@@ -177,8 +176,8 @@ def main() -> int:
     commands.append(ms_cmd)
 
     labels = {**{k: v[0] for k, v in CONFIGS.items()}, "paired": "paired model"}
-    rows = ["| model | seeds | test IoU@0.3 | IoU@0.5 | MMD (lower better) | coverage | 1-NNA (0.5 best) "
-            "| generator steps |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [("| model | seeds | test IoU@0.3 | IoU@0.5 | MMD (lower better) | coverage | 1-NNA (0.5 best) "
+             "| generator steps |"), "|---|---:|---:|---:|---:|---:|---:|---:|"]
     means = {}
     for n in names:
         ok = [r for r in results[n] if "failed" not in r]
@@ -212,7 +211,6 @@ def main() -> int:
         verdict.append(f"- WGAN-GP + spectral norm against LSGAN: {means['wgan-sn'][0] - means['lsgan'][0]:+.3f} "
                        f"IoU@0.3 (spreads {means['wgan-sn'][1]:.3f} and {means['lsgan'][1]:.3f}).")
 
-    first = commands[:len(commands)]
     lines = [
         "## Unpaired CycleGAN (renderings <-> 32^3 grids of different models)", "",
         "```", summary, "```", "",
@@ -226,7 +224,9 @@ def main() -> int:
         *verdict, "",
         "Commands:", "", "```sh",
         *([f"voxlift {' '.join(map(str, render_cmd))}"] if render_cmd else []),
-        *[f"voxlift {' '.join(map(str, c))}" for c in first],
+        *[f"voxlift {' '.join(map(str, c))}" for c in commands],
+        f"# ... and the same for seeds {', '.join(map(str, args.seeds[1:]))} (--seed N, another run folder)"
+        if len(args.seeds) > 1 else "# (one seed)",
         "```",
     ]
     print("\n".join(lines))

@@ -3,8 +3,9 @@
     python tests/benchmarks/bench_paired.py [--data DATASET] [--minutes 30] [--chair-minutes M]
                                             [--speed-only | --quality-only] [--synthetic 300]
 
-(`python build.py bench paired` runs it with no arguments; VOXLIFT_BENCH_PAIRED_DATA and
-VOXLIFT_BENCH_PAIRED_MINUTES set the dataset and the budget there.) Without --data the dataset is rendered
+(`python build.py bench paired` runs it with no arguments; VOXLIFT_BENCH_PAIRED_DATA,
+VOXLIFT_BENCH_PAIRED_MINUTES and VOXLIFT_BENCH_PAIRED_CHAIR_MINUTES set the dataset and the budgets there.
+With the defaults it takes about 65 minutes: two 30-minute trainings, rendering and evaluation.) Without --data the dataset is rendered
 first (voxlift render: the chairs and tables of KatorLegaz, Scopia and BlendSwap-CC-0, never BlendSwap-CC-BY,
 plus --synthetic procedural models), into /tmp/voxlift-bench-paired/data (kept and resumed between runs).
 
@@ -224,11 +225,17 @@ def quality(data: str, minutes: float, chair_minutes: float, commands: list[str]
     return "\n".join(lines)
 
 
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value else None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.environ.get("VOXLIFT_BENCH_PAIRED_DATA"))
     ap.add_argument("--minutes", type=float, default=float(os.environ.get("VOXLIFT_BENCH_PAIRED_MINUTES", "30")))
-    ap.add_argument("--chair-minutes", type=float, help="budget of the chairs-only model (default: --minutes)")
+    ap.add_argument("--chair-minutes", type=float, default=_env_float("VOXLIFT_BENCH_PAIRED_CHAIR_MINUTES"),
+                    help="budget of the chairs-only model (default: --minutes)")
     ap.add_argument("--synthetic", type=int, default=300, help="procedural models rendered beside Sweet Home 3D")
     part = ap.add_mutually_exclusive_group()
     part.add_argument("--speed-only", action="store_true")
