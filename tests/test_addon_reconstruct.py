@@ -129,6 +129,9 @@ import math
 from mathutils import Matrix
 scene.render.engine = "BLENDER_WORKBENCH"
 scene.render.resolution_x = scene.render.resolution_y = 64
+scene.render.film_transparent = True
+for other in scene.objects:  # the startup cube and the reconstructions so far
+    other.hide_render = True
 bpy.ops.mesh.primitive_cube_add(size=0.6)
 cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
 scene.collection.objects.link(cam)
