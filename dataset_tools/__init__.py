@@ -7,7 +7,28 @@ from .mesh import Mesh, normalize_to_unit_cube, to_canonical
 from .obj import parse_obj, read_obj, write_obj
 from .voxelize import voxelize, voxelize_mesh
 
-__all__ = ["BinvoxGrid", "parse_obj", "read_binvox", "read_obj", "voxelize", "voxelize_mesh", "write_binvox",
-           "write_obj", "Dataset", "DatasetWriter", "Mesh", "View", "VoxliftError", "fixed_views", "make_view",
-           "merge_datasets", "normalize_to_unit_cube", "open_dataset", "project", "split_of", "to_canonical",
-           "voxel_to_world", "world_to_pixel"]
+__all__ = [
+           "BinvoxGrid",
+           "Dataset",
+           "DatasetWriter",
+           "Mesh",
+           "View",
+           "VoxliftError",
+           "fixed_views",
+           "make_view",
+           "merge_datasets",
+           "normalize_to_unit_cube",
+           "open_dataset",
+           "parse_obj",
+           "project",
+           "read_binvox",
+           "read_obj",
+           "split_of",
+           "to_canonical",
+           "voxel_to_world",
+           "voxelize",
+           "voxelize_mesh",
+           "world_to_pixel",
+           "write_binvox",
+           "write_obj",
+]
