@@ -7,6 +7,7 @@ A child runs `PYTHON -m voxlift COMMAND ...`; inside a Blender binary PYTHONPATH
 holds the extension, so that `import voxlift` finds this very package. Plain Python, no bpy: the same code
 runs in tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,30 +65,35 @@ def make_backend(python_path: str = "", torch_site: str | os.PathLike | None = N
         if not Path(python_path).is_file():
             from .dataset_tools.errors import VoxliftError
 
-            raise VoxliftError(f"{python_path}: no such Python interpreter (voxlift preferences, "
-                               "Python environment)")
+            raise VoxliftError(
+                f"{python_path}: no such Python interpreter (voxlift preferences, Python environment)"
+            )
         return Backend(python_path, [], external=True)
     paths = [str(torch_site)] if torch_site and Path(torch_site).is_dir() else []
     return Backend(blender_python(), paths)
 
 
-PROBE = ("import json, sys\n"
-         "try:\n"
-         "    import torch\n"
-         "except Exception as exc:\n"
-         "    print(json.dumps({'ok': False, 'error': f'{type(exc).__name__}: {exc}', 'python': sys.version.split()[0]}))\n"
-         "else:\n"
-         "    cuda = torch.cuda.is_available()\n"
-         "    print(json.dumps({'ok': True, 'version': torch.__version__, 'cuda': cuda,\n"
-         "        'device': torch.cuda.get_device_name(0) if cuda else 'CPU', 'python': sys.version.split()[0]}))\n")
+PROBE = (
+    "import json, sys\n"
+    "v = sys.version.split()[0]\n"
+    "try:\n"
+    "    import torch\n"
+    "except Exception as exc:\n"
+    "    print(json.dumps({'ok': False, 'error': f'{type(exc).__name__}: {exc}', 'python': v}))\n"
+    "else:\n"
+    "    cuda = torch.cuda.is_available()\n"
+    "    print(json.dumps({'ok': True, 'version': torch.__version__, 'cuda': cuda,\n"
+    "        'device': torch.cuda.get_device_name(0) if cuda else 'CPU', 'python': v}))\n"
+)
 
 
 def probe_torch(backend: Backend, timeout: float = 60.0) -> dict:
     """{'ok', 'version', 'cuda', 'device', 'python'} or {'ok': False, 'error'}, found in a child process
     (importing torch into Blender just to look would slow the UI and could not be undone)."""
     try:
-        proc = subprocess.run([backend.python, "-c", PROBE], env=backend.env(), capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            [backend.python, "-c", PROBE], env=backend.env(), capture_output=True, text=True, timeout=timeout
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"ok": False, "error": f"could not run {backend.python}: {exc}"}
     for line in reversed(proc.stdout.splitlines()):
@@ -184,8 +190,13 @@ class Job:
 
     `progress` is updated as lines arrive; `poll()` returns None while running, else the exit code."""
 
-    def __init__(self, command: list[str], env: dict | None = None, log_path: str | os.PathLike | None = None,
-                 parse=None):
+    def __init__(
+        self,
+        command: list[str],
+        env: dict | None = None,
+        log_path: str | os.PathLike | None = None,
+        parse=None,
+    ):
         self.command = [str(c) for c in command]
         self.parse = parse or parse_progress
         self.progress = Progress()
@@ -193,16 +204,25 @@ class Job:
         self.cancelled = False
         self.started = time.time()
         self._log = open(log_path, "w", encoding="utf-8") if log_path else None
-        self.proc = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         buf = b""
         while True:
-            chunk = self.proc.stdout.read1(4096) if hasattr(self.proc.stdout, "read1") else self.proc.stdout.read(1)
+            chunk = (
+                self.proc.stdout.read1(4096)
+                if hasattr(self.proc.stdout, "read1")
+                else self.proc.stdout.read(1)
+            )
             if not chunk:
                 break
             buf += chunk

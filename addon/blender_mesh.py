@@ -4,6 +4,7 @@ A reconstructed object keeps its probability grid as a custom property (`voxlift
 [x, y, z] C order, plus `voxlift_resolution`), so the threshold, mesh mode and greedy option in the
 object's `voxlift` settings re-mesh it without running the network again.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,7 +70,7 @@ def load_probs(obj: bpy.types.Object) -> np.ndarray | None:
     if PROBS_KEY not in obj or RES_KEY not in obj:
         return None
     r = int(obj[RES_KEY])
-    out = np.empty(r ** 3, dtype=np.float32)
+    out = np.empty(r**3, dtype=np.float32)
     out[:] = obj[PROBS_KEY]
     return out.reshape(r, r, r)
 
@@ -85,8 +86,15 @@ def rebuild(obj: bpy.types.Object) -> bool:
     return True
 
 
-def new_object(name: str, probs: np.ndarray, *, mode: str = "CUBES", threshold: float = 0.5,
-               greedy: bool = False, rotation_z: float = 0.0) -> bpy.types.Object:
+def new_object(
+    name: str,
+    probs: np.ndarray,
+    *,
+    mode: str = "CUBES",
+    threshold: float = 0.5,
+    greedy: bool = False,
+    rotation_z: float = 0.0,
+) -> bpy.types.Object:
     """A mesh object (not linked to any scene) from a probability grid, with the voxlift material.
     `rotation_z` (degrees) turns a viewer-centred grid back into the scene's frame."""
     mesh = bpy.data.meshes.new(name)
@@ -121,15 +129,28 @@ def _on_change(self, context):
 
 class VoxliftObjectSettings(bpy.types.PropertyGroup):
     mode: bpy.props.EnumProperty(
-        name="Mesh", items=[("CUBES", "Cubes", "One face per exposed voxel side"),
-                            ("SMOOTH", "Smooth", "Smooth surface through the probabilities")],
-        default="CUBES", update=_on_change)
+        name="Mesh",
+        items=[
+            ("CUBES", "Cubes", "One face per exposed voxel side"),
+            ("SMOOTH", "Smooth", "Smooth surface through the probabilities"),
+        ],
+        default="CUBES",
+        update=_on_change,
+    )
     threshold: bpy.props.FloatProperty(
-        name="Threshold", description="Probability above which a voxel counts as filled",
-        default=0.5, min=0.01, max=0.99, update=_on_change)
+        name="Threshold",
+        description="Probability above which a voxel counts as filled",
+        default=0.5,
+        min=0.01,
+        max=0.99,
+        update=_on_change,
+    )
     greedy: bpy.props.BoolProperty(
-        name="Merge faces", description="Merge coplanar voxel sides into larger rectangles (cubes mode)",
-        default=False, update=_on_change)
+        name="Merge faces",
+        description="Merge coplanar voxel sides into larger rectangles (cubes mode)",
+        default=False,
+        update=_on_change,
+    )
     building: bpy.props.BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
 
 

@@ -9,6 +9,7 @@ The same functions serve the Reconstruct panel (ui_reconstruct.py): `load_image`
 a cached model, or through a child process of the configured Python), `mesh_in_scene_frame`.
 Images: PNG (read with numpy, no Pillow needed), .npy arrays, and anything Pillow or Blender can read.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,14 +35,20 @@ _PREDICTORS: dict = {}
 
 def add_arguments(command: str, p) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ... or .npy arrays)")
-    p.add_argument("--checkpoint", required=True, help="a run folder (its best checkpoint) or .safetensors file")
+    p.add_argument(
+        "--checkpoint", required=True, help="a run folder (its best checkpoint) or .safetensors file"
+    )
     p.add_argument("--out", required=True, help=f"output file: {', '.join(FORMATS)}")
     p.add_argument("--mode", default="cubes", choices=meshing.MODES, help="mesh kind (default cubes)")
     p.add_argument("--threshold", type=float, default=0.5, help="occupancy threshold (default 0.5)")
     p.add_argument("--greedy", action="store_true", help="cubes mode: merge coplanar voxel sides")
-    p.add_argument("--azimuth", type=float, default=0.0,
-                   help="azimuth (degrees) the pictures were taken from; turns viewer-centred results "
-                        "back into the object frame (default 0: from the front)")
+    p.add_argument(
+        "--azimuth",
+        type=float,
+        default=0.0,
+        help="azimuth (degrees) the pictures were taken from; turns viewer-centred results "
+        "back into the object frame (default 0: from the front)",
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
 
 
@@ -83,7 +90,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 def _load_with_blender(p: Path) -> np.ndarray:
     try:
-        import bpy
+        import bpy  # noqa: F401 - only asks whether Blender is here
     except ImportError:
         raise VoxliftError(f"{p}: not a PNG, and neither Pillow nor Blender is here to read it") from None
     from . import ui_reconstruct
@@ -94,8 +101,9 @@ def _load_with_blender(p: Path) -> np.ndarray:
 def check_image(a: np.ndarray, name) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 2, 3, 4)) or min(a.shape[:2]) < 8:
-        raise VoxliftError(f"{name}: not an image array (shape {a.shape}; expected HxW, HxWx3 or HxWx4, "
-                           "at least 8x8 pixels)")
+        raise VoxliftError(
+            f"{name}: not an image array (shape {a.shape}; expected HxW, HxWx3 or HxWx4, at least 8x8 pixels)"
+        )
     if a.dtype.kind not in "uif" or (a.dtype.kind == "f" and not np.isfinite(a).all()):
         raise VoxliftError(f"{name}: image values must be finite numbers (dtype {a.dtype})")
     if a.ndim == 3 and a.shape[2] == 2:  # gray + alpha
@@ -146,8 +154,9 @@ def predict_here(images: list[np.ndarray], checkpoint, device: str = "auto") -> 
     return probs, p.viewer_centred
 
 
-def predict_in_child(images: list[np.ndarray], checkpoint, backend, device: str = "auto",
-                     timeout: float = 600) -> tuple[np.ndarray, bool]:
+def predict_in_child(
+    images: list[np.ndarray], checkpoint, backend, device: str = "auto", timeout: float = 600
+) -> tuple[np.ndarray, bool]:
     """The same through `PYTHON -m voxlift reconstruct ... --out probs.npz` (a Python with torch)."""
     with tempfile.TemporaryDirectory(prefix="voxlift-") as tmp:
         paths = []
@@ -155,8 +164,9 @@ def predict_in_child(images: list[np.ndarray], checkpoint, backend, device: str 
             paths.append(os.path.join(tmp, f"image{i}.npy"))
             np.save(paths[-1], np.ascontiguousarray(img))
         out = os.path.join(tmp, "probs.npz")
-        cmd = backend.command("reconstruct", *paths, "--checkpoint", str(checkpoint), "--out", out,
-                              "--device", device)
+        cmd = backend.command(
+            "reconstruct", *paths, "--checkpoint", str(checkpoint), "--out", out, "--device", device
+        )
         env = dict(backend.env(), **{CHILD_ENV: "1"})
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -165,8 +175,9 @@ def predict_in_child(images: list[np.ndarray], checkpoint, backend, device: str 
         if proc.returncode != 0:
             lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
             err = next((ln.split("error:", 1)[1].strip() for ln in reversed(lines) if "error:" in ln), None)
-            if err is None and any("No module named 'voxlift'" in ln or "No module named voxlift" in ln
-                                   for ln in lines):
+            if err is None and any(
+                "No module named 'voxlift'" in ln or "No module named voxlift" in ln for ln in lines
+            ):
                 err = "cannot import voxlift there (pip install voxlift into that environment)"
             err = err or (lines[-1] if lines else f"exit status {proc.returncode}")
             raise VoxliftError(f"backend {backend.python}: {err}")
@@ -183,22 +194,30 @@ def torch_importable() -> bool:
         return False
 
 
-def predict(images: list[np.ndarray], checkpoint, device: str = "auto", backend=None
-            ) -> tuple[np.ndarray, bool]:
+def predict(
+    images: list[np.ndarray], checkpoint, device: str = "auto", backend=None
+) -> tuple[np.ndarray, bool]:
     """In this process when torch imports here (and no external Python is configured), else in a child."""
     if not checkpoint:
-        raise VoxliftError("no checkpoint chosen: pick a run folder or .safetensors file, or train a model first")
+        raise VoxliftError(
+            "no checkpoint chosen: pick a run folder or .safetensors file, or train a model first"
+        )
     if not Path(checkpoint).exists():
         raise VoxliftError(f"{checkpoint}: no such checkpoint")
     if backend is not None and backend.external:
         return predict_in_child(images, checkpoint, backend, device)
     if not torch_importable():
         # A child never starts another child (it would repeat forever when torch is missing everywhere).
-        if backend is not None and not os.environ.get(CHILD_ENV) and (
-                backend.python != sys.executable or backend.paths):
+        if (
+            backend is not None
+            and not os.environ.get(CHILD_ENV)
+            and (backend.python != sys.executable or backend.paths)
+        ):
             return predict_in_child(images, checkpoint, backend, device)
-        raise VoxliftError("PyTorch is not installed in this Python: install it (voxlift preferences, "
-                           "Install PyTorch) or choose a Python environment that has it")
+        raise VoxliftError(
+            "PyTorch is not installed in this Python: install it (voxlift preferences, "
+            "Install PyTorch) or choose a Python environment that has it"
+        )
     return predict_here(images, checkpoint, device)
 
 
@@ -224,8 +243,10 @@ def scene_rotation(viewer_centred: bool, azimuth: float) -> float:
 def mesh_in_scene_frame(probs: np.ndarray, mode: str, threshold: float, greedy: bool, rotation: float):
     verts, quads = meshing.mesh_from_probs(probs, mode, threshold, greedy)
     if len(quads) == 0:
-        raise VoxliftError(f"the reconstruction is empty at threshold {threshold:g} (no voxel above it); "
-                           "try a lower threshold")
+        raise VoxliftError(
+            f"the reconstruction is empty at threshold {threshold:g} (no voxel above it); "
+            "try a lower threshold"
+        )
     return (rotate_z(verts, rotation) if rotation else verts), quads
 
 
@@ -239,27 +260,53 @@ def glb_bytes(vertices: np.ndarray, triangles: np.ndarray, name: str = "voxlift"
     binary = pos_b + idx_b
     doc = {
         "asset": {"version": "2.0", "generator": "voxlift"},
-        "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0, "name": name}],
-        "materials": [{"name": "voxlift", "pbrMetallicRoughness": {
-            "baseColorFactor": [0.8, 0.72, 0.6, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.6}}],
-        "meshes": [{"name": name, "primitives": [{"attributes": {"POSITION": 0}, "indices": 1, "mode": 4,
-                                                  "material": 0}]}],
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "name": name}],
+        "materials": [
+            {
+                "name": "voxlift",
+                "pbrMetallicRoughness": {
+                    "baseColorFactor": [0.8, 0.72, 0.6, 1.0],
+                    "metallicFactor": 0.0,
+                    "roughnessFactor": 0.6,
+                },
+            }
+        ],
+        "meshes": [
+            {
+                "name": name,
+                "primitives": [{"attributes": {"POSITION": 0}, "indices": 1, "mode": 4, "material": 0}],
+            }
+        ],
         "accessors": [
-            {"bufferView": 0, "componentType": 5126, "count": len(pos), "type": "VEC3",
-             "min": pos.min(axis=0).tolist() if len(pos) else [0, 0, 0],
-             "max": pos.max(axis=0).tolist() if len(pos) else [0, 0, 0]},
-            {"bufferView": 1, "componentType": 5125, "count": len(idx), "type": "SCALAR"}],
+            {
+                "bufferView": 0,
+                "componentType": 5126,
+                "count": len(pos),
+                "type": "VEC3",
+                "min": pos.min(axis=0).tolist() if len(pos) else [0, 0, 0],
+                "max": pos.max(axis=0).tolist() if len(pos) else [0, 0, 0],
+            },
+            {"bufferView": 1, "componentType": 5125, "count": len(idx), "type": "SCALAR"},
+        ],
         "bufferViews": [
             {"buffer": 0, "byteOffset": 0, "byteLength": len(pos_b), "target": 34962},
-            {"buffer": 0, "byteOffset": len(pos_b), "byteLength": len(idx_b), "target": 34963}],
+            {"buffer": 0, "byteOffset": len(pos_b), "byteLength": len(idx_b), "target": 34963},
+        ],
         "buffers": [{"byteLength": len(binary)}],
     }
     js = json.dumps(doc, separators=(",", ":")).encode()
     js += b" " * (-len(js) % 4)
     binary += b"\0" * (-len(binary) % 4)
     total = 12 + 8 + len(js) + 8 + len(binary)
-    return (struct.pack("<4sII", b"glTF", 2, total) + struct.pack("<I4s", len(js), b"JSON") + js
-            + struct.pack("<I4s", len(binary), b"BIN\0") + binary)
+    return (
+        struct.pack("<4sII", b"glTF", 2, total)
+        + struct.pack("<I4s", len(js), b"JSON")
+        + js
+        + struct.pack("<I4s", len(binary), b"BIN\0")
+        + binary
+    )
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -325,10 +372,15 @@ def write_blend(path: Path, names: list[str], probs: np.ndarray, viewer_centred:
     scene = bpy.data.scenes.new("voxlift")
     objects = []
     try:
-        for i, (name, p) in enumerate(zip(names, probs)):
-            obj = blender_mesh.new_object(name, p, mode=args.mode.upper(), threshold=args.threshold,
-                                          greedy=args.greedy,
-                                          rotation_z=scene_rotation(viewer_centred, args.azimuth))
+        for i, (name, p) in enumerate(zip(names, probs, strict=True)):
+            obj = blender_mesh.new_object(
+                name,
+                p,
+                mode=args.mode.upper(),
+                threshold=args.threshold,
+                greedy=args.greedy,
+                rotation_z=scene_rotation(viewer_centred, args.azimuth),
+            )
             obj.location = (1.25 * i, 0.0, 0.0)
             scene.collection.objects.link(obj)
             objects.append(obj)
@@ -368,8 +420,9 @@ def run(args) -> int:
     out = Path(args.out)
     ext = out.suffix.lower()
     if ext not in FORMATS:
-        raise VoxliftError(f"{out}: unknown output format {ext or '(no extension)'!r}; "
-                           f"use one of {', '.join(FORMATS)}")
+        raise VoxliftError(
+            f"{out}: unknown output format {ext or '(no extension)'!r}; use one of {', '.join(FORMATS)}"
+        )
     if not out.parent.is_dir():
         raise VoxliftError(f"{out.parent}: no such folder for --out")
     if not 0 < args.threshold < 1:
@@ -381,8 +434,9 @@ def run(args) -> int:
     if ext == ".npz":
         buf = out.with_name(f".{out.stem}.tmp{os.getpid()}.npz")
         try:
-            np.savez(buf, probs=probs.astype(np.float32), viewer_centred=viewer_centred,
-                     names=np.array(names))
+            np.savez(
+                buf, probs=probs.astype(np.float32), viewer_centred=viewer_centred, names=np.array(names)
+            )
             os.replace(buf, out)
         finally:
             if buf.exists():
@@ -393,7 +447,7 @@ def run(args) -> int:
         written = [out]
     else:
         written = output_paths(out, names)
-        for path, name, p in zip(written, names, probs):
+        for path, name, p in zip(written, names, probs, strict=True):
             write_result(path, name, p, viewer_centred, args)
     for path in written:
         print(path)

@@ -4,6 +4,7 @@ The grid is placed where its header says (binvox: voxel i spans translate + scal
 as cubes (or smooth), and keeps its occupancy as the object's probabilities, so the Reconstruct panel's
 mesh options apply to it too. Dropping a .binvox file onto the 3D Viewport imports it as well.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,7 @@ KEEP_PROBS_MAX = 128
 
 
 def cubic(voxels: np.ndarray) -> np.ndarray:
-    """Pad a D1 x D2 x D3 grid with empty space to a cube (meshing works on cubes); the origin corner stays."""
+    """Pad a D1 x D2 x D3 grid with empty space to a cube (meshing needs cubes); the origin corner stays."""
     v = np.asarray(voxels, dtype=bool)
     side = max(v.shape)
     if v.shape == (side,) * 3:
@@ -45,8 +46,9 @@ def import_binvox(context, path: str | Path, mode: str = "CUBES", greedy: bool =
     side_world = scale * side / max(dims)
     name = path.stem or "voxels"
     probs = vox.astype(np.float32)
-    obj = blender_mesh.create_object(context, name, probs, mode=mode, greedy=greedy,
-                                     location=tuple(translate + side_world / 2))
+    obj = blender_mesh.create_object(
+        context, name, probs, mode=mode, greedy=greedy, location=tuple(translate + side_world / 2)
+    )
     obj.scale = (side_world,) * 3
     if side > KEEP_PROBS_MAX:
         for key in (blender_mesh.PROBS_KEY, blender_mesh.RES_KEY):
@@ -63,16 +65,27 @@ class VOXLIFT_OT_import_binvox(bpy.types.Operator, ImportHelper):
     filename_ext = ".binvox"
     filter_glob: bpy.props.StringProperty(default="*.binvox", options={"HIDDEN"})
     directory: bpy.props.StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE", "HIDDEN"})
-    files: bpy.props.CollectionProperty(type=bpy.types.OperatorFileListElement, options={"SKIP_SAVE", "HIDDEN"})
+    files: bpy.props.CollectionProperty(
+        type=bpy.types.OperatorFileListElement, options={"SKIP_SAVE", "HIDDEN"}
+    )
     mode: bpy.props.EnumProperty(
-        name="Mesh", items=[("CUBES", "Cubes", "One face per exposed voxel side"),
-                            ("SMOOTH", "Smooth", "Smooth surface through the grid")], default="CUBES")
-    greedy: bpy.props.BoolProperty(name="Merge faces", default=False,
-                                   description="Merge coplanar voxel sides into larger rectangles")
+        name="Mesh",
+        items=[
+            ("CUBES", "Cubes", "One face per exposed voxel side"),
+            ("SMOOTH", "Smooth", "Smooth surface through the grid"),
+        ],
+        default="CUBES",
+    )
+    greedy: bpy.props.BoolProperty(
+        name="Merge faces", default=False, description="Merge coplanar voxel sides into larger rectangles"
+    )
 
     def execute(self, context):
-        paths = [Path(self.directory) / f.name for f in self.files if f.name] if self.files and self.directory \
+        paths = (
+            [Path(self.directory) / f.name for f in self.files if f.name]
+            if self.files and self.directory
             else [Path(self.filepath)]
+        )
         done = 0
         for path in paths:
             try:

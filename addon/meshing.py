@@ -13,6 +13,7 @@ Coordinates follow the canonical frame (README): voxel (i, j, k) of an R^3 grid 
 
 Faces are returned as int32 quads [F, 4] wound counter-clockwise seen from outside (normals point out).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -92,10 +93,10 @@ def cubes_mesh(occupancy: np.ndarray, greedy: bool = False) -> tuple[np.ndarray,
     n = r + 1
     flat = (corners[..., 0] * n + corners[..., 1]) * n + corners[..., 2]
     # Share vertices through a lookup table over the lattice (cheaper than np.unique's sort).
-    used = np.zeros(n ** 3, dtype=bool)
+    used = np.zeros(n**3, dtype=bool)
     used[flat.ravel()] = True
     ids = np.flatnonzero(used)
-    remap = np.full(n ** 3, -1, dtype=np.int64)
+    remap = np.full(n**3, -1, dtype=np.int64)
     remap[ids] = np.arange(len(ids))
     lattice = np.stack(np.unravel_index(ids, (n, n, n)), axis=1)
     return _lattice_to_world(lattice, r), remap[flat].astype(np.int32).reshape(-1, 4)
@@ -116,7 +117,7 @@ def smooth_mesh(probs: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, 
     cell_cnt = np.zeros((n - 1, n - 1, n - 1), dtype=np.float32)
     quads = []
     edge_cells = {}
-    for axis, (a, ua, va) in enumerate(_CYCLIC):
+    for axis, (_, ua, va) in enumerate(_CYCLIC):
         lo = [slice(None)] * 3
         hi = [slice(None)] * 3
         lo[axis], hi[axis] = slice(0, -1), slice(1, None)
@@ -143,7 +144,7 @@ def smooth_mesh(probs: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, 
     cell_id = np.full(active.shape, -1, dtype=np.int64)
     cell_id[active] = np.arange(int(active.sum()))
     verts = cell_sum[active] / cell_cnt[active][:, None]
-    for axis, (a, ua, va) in enumerate(_CYCLIC):
+    for axis, (_, ua, va) in enumerate(_CYCLIC):
         crossed, start_inside = edge_cells[axis]
         e = np.nonzero(crossed)
         # Padding keeps crossings off the outer faces, so all four neighbouring cells exist.
@@ -165,8 +166,9 @@ def smooth_mesh(probs: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, 
     return world, faces
 
 
-def mesh_from_probs(probs: np.ndarray, mode: str = "cubes", threshold: float = 0.5,
-                    greedy: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def mesh_from_probs(
+    probs: np.ndarray, mode: str = "cubes", threshold: float = 0.5, greedy: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """The mesh of a probability (or 0/1) grid in one of MODES."""
     if mode == "cubes":
         return cubes_mesh(np.asarray(probs) >= threshold, greedy=greedy)

@@ -4,6 +4,7 @@ Torch is looked for in a child process of the Python that would run the backend 
 Blender just to look would be slow and could not be undone). "Install PyTorch" pip-installs torch (CPU or
 CUDA build) into a folder of the extension's user directory; it needs Blender's online access to be on.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -115,9 +116,22 @@ def _poll_check():
 
 
 def pip_command(variant: str, target: str) -> list[str]:
-    cmd = [sys.executable, "-m", "pip", "install", "--upgrade", "--no-warn-script-location",
-           "--disable-pip-version-check", "--target", target, "--index-url", INDEX[variant],
-           "--extra-index-url", "https://pypi.org/simple", *TORCH_PACKAGES]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--upgrade",
+        "--no-warn-script-location",
+        "--disable-pip-version-check",
+        "--target",
+        target,
+        "--index-url",
+        INDEX[variant],
+        "--extra-index-url",
+        "https://pypi.org/simple",
+        *TORCH_PACKAGES,
+    ]
     if _pip_has_raw_progress():
         cmd[4:4] = ["--progress-bar", "raw"]
     return cmd
@@ -125,8 +139,9 @@ def pip_command(variant: str, target: str) -> list[str]:
 
 def _pip_has_raw_progress() -> bool:
     try:
-        out = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True,
-                             timeout=60).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, timeout=60
+        ).stdout
         major, minor = (int(x) for x in out.split()[1].split(".")[:2])
         return (major, minor) >= (24, 1)
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
@@ -136,14 +151,19 @@ def _pip_has_raw_progress() -> bool:
 class VOXLIFT_OT_install_torch(bpy.types.Operator):
     bl_idname = "voxlift.install_torch"
     bl_label = "Install PyTorch"
-    bl_description = ("Download PyTorch with pip into the extension's user folder (about 200 MB for the CPU "
-                      "build, 2-3 GB for CUDA)")
+    bl_description = (
+        "Download PyTorch with pip into the extension's user folder (about 200 MB for the CPU "
+        "build, 2-3 GB for CUDA)"
+    )
 
     def execute(self, context):
         if not bpy.app.online_access:
-            self.report({"ERROR"}, "Blender's online access is off (Preferences > System > Network > Allow "
-                                   "Online Access): turn it on to install PyTorch, or set a Python "
-                                   "environment that has torch")
+            self.report(
+                {"ERROR"},
+                "Blender's online access is off (Preferences > System > Network > Allow "
+                "Online Access): turn it on to install PyTorch, or set a Python "
+                "environment that has torch",
+            )
             return {"CANCELLED"}
         job = _install.get("job")
         if job is not None and job.poll() is None:
@@ -190,18 +210,29 @@ class VoxliftPreferences(bpy.types.AddonPreferences):
     bl_idname = __package__
 
     python_path: bpy.props.StringProperty(
-        name="Python environment", subtype="FILE_PATH",
-        description="A Python interpreter that has torch (e.g. /path/to/venv/bin/python): the backend runs in "
-                    "it as a child process. Empty: Blender's own Python with the PyTorch installed below")
+        name="Python environment",
+        subtype="FILE_PATH",
+        description="A Python interpreter that has torch (e.g. /path/to/venv/bin/python): the backend "
+        "runs in it as a child process. Empty: Blender's own Python with the PyTorch installed below",
+    )
     install_variant: bpy.props.EnumProperty(
-        name="Build", items=[("CPU", "CPU", "CPU only (smaller download)"),
-                             ("CUDA", "CUDA", "NVIDIA GPUs (CUDA 12.6 build, large download)")], default="CPU")
+        name="Build",
+        items=[
+            ("CPU", "CPU", "CPU only (smaller download)"),
+            ("CUDA", "CUDA", "NVIDIA GPUs (CUDA 12.6 build, large download)"),
+        ],
+        default="CPU",
+    )
     device: bpy.props.EnumProperty(
-        name="Device", items=[("auto", "Auto", "CUDA if available, else CPU"), ("cpu", "CPU", ""),
-                              ("cuda", "CUDA", "")], default="auto")
+        name="Device",
+        items=[("auto", "Auto", "CUDA if available, else CPU"), ("cpu", "CPU", ""), ("cuda", "CUDA", "")],
+        default="auto",
+    )
     last_checkpoint: bpy.props.StringProperty(
-        name="Last trained model", subtype="FILE_PATH",
-        description="Reconstruct uses this model when its panel names none")
+        name="Last trained model",
+        subtype="FILE_PATH",
+        description="Reconstruct uses this model when its panel names none",
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -218,16 +249,20 @@ class VoxliftPreferences(bpy.types.AddonPreferences):
         job = _install.get("job")
         if job is not None and job.poll() is None:
             p = job.progress
-            label = (f"Downloading {p.step / 1e6:.0f} of {p.total / 1e6:.0f} MB" if p.total
-                     else (p.message or "Installing…"))
+            label = (
+                f"Downloading {p.step / 1e6:.0f} of {p.total / 1e6:.0f} MB"
+                if p.total
+                else (p.message or "Installing…")
+            )
             box.progress(factor=p.fraction, type="BAR", text=label[:80])
         else:
             sub = box.row()
             sub.enabled = not self.python_path
             sub.operator(VOXLIFT_OT_install_torch.bl_idname, icon="IMPORT")
             if not bpy.app.online_access:
-                box.label(text="Online access is off in Blender's preferences: installing is disabled",
-                          icon="INFO")
+                box.label(
+                    text="Online access is off in Blender's preferences: installing is disabled", icon="INFO"
+                )
         if _install.get("error"):
             box.label(text=_install["error"][:160], icon="ERROR")
         elif _install.get("done"):

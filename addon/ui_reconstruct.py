@@ -1,4 +1,4 @@
-"""The Reconstruct panel (voxlift sidebar tab) and bpy.ops.voxlift.reconstruct: an image in, a mesh object out.
+"""The Reconstruct panel (voxlift sidebar tab) and bpy.ops.voxlift.reconstruct: an image in, a mesh out.
 
 The image is the one picked in the panel (by default the image shown in an Image Editor), an image file, or
 the current render result. Preprocessing (gray, background or alpha removal, framing like the renderings)
@@ -7,6 +7,7 @@ in the Python environment set in the preferences. The new object sits at the 3D 
 image, selected and active; it keeps its probabilities, so its threshold and mesh mode change without
 running the network again (the "Active object" box, or the object's `voxlift` settings).
 """
+
 from __future__ import annotations
 
 import math
@@ -64,7 +65,9 @@ def render_result_pixels(scene) -> np.ndarray:
         try:
             img.save_render(filepath=path, scene=scene)
         except RuntimeError as exc:
-            raise VoxliftError(f"no render result to use ({str(exc).strip()}): render an image first") from None
+            raise VoxliftError(
+                f"no render result to use ({str(exc).strip()}): render an image first"
+            ) from None
         return file_pixels(path)
 
 
@@ -79,7 +82,7 @@ def camera_azimuth(scene) -> float:
 
 def image_in_editor(context) -> bpy.types.Image | None:
     screen = context.screen
-    for area in (screen.areas if screen else []):
+    for area in screen.areas if screen else []:
         if area.type == "IMAGE_EDITOR" and area.spaces.active.image is not None:
             return area.spaces.active.image
     return None
@@ -100,8 +103,9 @@ def gather_input(context, settings) -> tuple[np.ndarray, str, float]:
         return file_pixels(path), path.stem, settings.azimuth
     img = settings.image or image_in_editor(context)
     if img is None:
-        raise VoxliftError("no image: open one in an Image Editor, or pick an image or a file in the "
-                           "Reconstruct panel")
+        raise VoxliftError(
+            "no image: open one in an Image Editor, or pick an image or a file in the Reconstruct panel"
+        )
     return image_pixels(img), Path(img.name).stem or img.name, settings.azimuth
 
 
@@ -111,8 +115,10 @@ def checkpoint_of(settings, context) -> str:
         p = prefs.get_prefs(context)
         ckpt = bpy.path.abspath(p.last_checkpoint) if p and p.last_checkpoint else ""
     if not ckpt:
-        raise VoxliftError("no model: choose a checkpoint (a run folder or .safetensors file) in the "
-                           "Reconstruct panel, or train one in the Train panel")
+        raise VoxliftError(
+            "no model: choose a checkpoint (a run folder or .safetensors file) in the "
+            "Reconstruct panel, or train one in the Train panel"
+        )
     return ckpt.rstrip("/\\") if len(ckpt) > 1 else ckpt
 
 
@@ -134,20 +140,32 @@ class VOXLIFT_OT_reconstruct(bpy.types.Operator):
             pixels = cmd_reconstruct.check_image(pixels, name)
             p = prefs.get_prefs(context)
             probs, viewer_centred = cmd_reconstruct.predict(
-                [pixels], ckpt, p.device if p else "auto", prefs.current_backend(context))
+                [pixels], ckpt, p.device if p else "auto", prefs.current_backend(context)
+            )
             grid = probs[0]
             if not (grid >= settings.threshold).any():
-                raise VoxliftError(f"{name}: the model sees nothing in this image at threshold "
-                                   f"{settings.threshold:.2f} (try a lower threshold or another image)")
+                raise VoxliftError(
+                    f"{name}: the model sees nothing in this image at threshold "
+                    f"{settings.threshold:.2f} (try a lower threshold or another image)"
+                )
             obj = blender_mesh.create_object(
-                context, name, grid, mode=settings.mode, threshold=settings.threshold, greedy=settings.greedy,
-                rotation_z=cmd_reconstruct.scene_rotation(viewer_centred, azimuth))
+                context,
+                name,
+                grid,
+                mode=settings.mode,
+                threshold=settings.threshold,
+                greedy=settings.greedy,
+                rotation_z=cmd_reconstruct.scene_rotation(viewer_centred, azimuth),
+            )
         except VoxliftError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         settings.last_seconds = time.perf_counter() - t0
-        self.report({"INFO"}, f"{obj.name}: {grid.shape[0]}³ grid, {len(obj.data.polygons)} faces in "
-                              f"{settings.last_seconds:.2f} s")
+        self.report(
+            {"INFO"},
+            f"{obj.name}: {grid.shape[0]}³ grid, {len(obj.data.polygons)} faces in "
+            f"{settings.last_seconds:.2f} s",
+        )
         return {"FINISHED"}
 
 
@@ -169,25 +187,41 @@ class VOXLIFT_OT_remesh(bpy.types.Operator):
 
 class VoxliftReconstructSettings(bpy.types.PropertyGroup):
     source: bpy.props.EnumProperty(
-        name="Input", items=[("IMAGE", "Image", "An image in Blender (default: the one in an Image Editor)"),
-                             ("FILE", "File", "An image file"),
-                             ("RENDER", "Render", "The current render result (seen from the scene camera)")],
-        default="IMAGE")
+        name="Input",
+        items=[
+            ("IMAGE", "Image", "An image in Blender (default: the one in an Image Editor)"),
+            ("FILE", "File", "An image file"),
+            ("RENDER", "Render", "The current render result (seen from the scene camera)"),
+        ],
+        default="IMAGE",
+    )
     image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image)
     filepath: bpy.props.StringProperty(name="File", subtype="FILE_PATH")
     checkpoint: bpy.props.StringProperty(
-        name="Model", subtype="FILE_PATH",
-        description="A run folder or .safetensors checkpoint (empty: the model trained last)")
+        name="Model",
+        subtype="FILE_PATH",
+        description="A run folder or .safetensors checkpoint (empty: the model trained last)",
+    )
     mode: bpy.props.EnumProperty(
-        name="Mesh", items=[("CUBES", "Cubes", "One face per exposed voxel side"),
-                            ("SMOOTH", "Smooth", "Smooth surface through the probabilities")], default="CUBES")
+        name="Mesh",
+        items=[
+            ("CUBES", "Cubes", "One face per exposed voxel side"),
+            ("SMOOTH", "Smooth", "Smooth surface through the probabilities"),
+        ],
+        default="CUBES",
+    )
     threshold: bpy.props.FloatProperty(name="Threshold", default=0.5, min=0.01, max=0.99)
-    greedy: bpy.props.BoolProperty(name="Merge faces", default=False,
-                                   description="Merge coplanar voxel sides into larger rectangles")
+    greedy: bpy.props.BoolProperty(
+        name="Merge faces", default=False, description="Merge coplanar voxel sides into larger rectangles"
+    )
     azimuth: bpy.props.FloatProperty(
-        name="Seen from", default=0.0, min=-360, max=360,
+        name="Seen from",
+        default=0.0,
+        min=-360,
+        max=360,
         description="Azimuth (degrees) the picture was taken from: 0 is the front. Turns viewer-centred "
-                    "results back into the scene")
+        "results back into the scene",
+    )
     last_seconds: bpy.props.FloatProperty(options={"HIDDEN", "SKIP_SAVE"})
 
 
@@ -211,8 +245,12 @@ class VOXLIFT_PT_reconstruct(bpy.types.Panel):
         layout.prop(s, "checkpoint")
         if not s.checkpoint:
             p = prefs.get_prefs(context)
-            layout.label(text=f"Using: {Path(p.last_checkpoint).name}" if p and p.last_checkpoint
-                         else "No model yet: train one below", icon="INFO")
+            layout.label(
+                text=f"Using: {Path(p.last_checkpoint).name}"
+                if p and p.last_checkpoint
+                else "No model yet: train one below",
+                icon="INFO",
+            )
         row = layout.row(align=True)
         row.prop(s, "mode", expand=True)
         layout.prop(s, "threshold", slider=True)

@@ -6,6 +6,7 @@ redraws the panel. Cancel sends Ctrl-C (the trainer saves its last checkpoint) a
 When the run ends, its checkpoint becomes the Reconstruct panel's model and the preferences' last model.
 Headless, `voxlift train ...` and `blender -b -c voxlift train ...` take the same arguments.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,10 @@ from .dataset_tools.errors import VoxliftError
 
 CATEGORY = "voxlift"
 # Model kinds the panel offers; unpaired training joins when backend/train.py's KINDS has it.
-KIND_ITEMS = [("paired", "Paired", "Image encoder + 3D decoder trained on aligned (image, grid) pairs"),
-              ("cyclegan", "Unpaired", "Unpaired model (available once the backend has it)")]
+KIND_ITEMS = [
+    ("paired", "Paired", "Image encoder + 3D decoder trained on aligned (image, grid) pairs"),
+    ("cyclegan", "Unpaired", "Unpaired model (available once the backend has it)"),
+]
 
 _state: dict = {"job": None, "out": "", "scene": "", "status": "", "error": "", "kind": ""}
 
@@ -72,8 +75,10 @@ def start_training(context) -> Path:
         raise VoxliftError(f"{data}: the dataset holds no models yet")
     backend = prefs.current_backend(context)
     if not backend.external and not backend_process.torch_in_process(prefs.torch_site()):
-        raise VoxliftError("PyTorch is not installed: use Install PyTorch in voxlift's preferences, or set a "
-                           "Python environment that has torch")
+        raise VoxliftError(
+            "PyTorch is not installed: use Install PyTorch in voxlift's preferences, or set a "
+            "Python environment that has torch"
+        )
     out = Path(bpy.path.abspath(s.out)) if s.out else default_run_folder(s.kind)
     if (out / "last.safetensors").exists():
         raise VoxliftError(f"{out}: holds a finished run already; choose another run folder")
@@ -97,8 +102,9 @@ def finish(job: backend_process.Job, rc: int) -> None:
             p.last_checkpoint = str(out)
         pr = job.progress
         done = f"{pr.step} steps" + (f", IoU {pr.iou:.3f}" if pr.iou is not None else "")
-        _state["status"] = (f"Cancelled after {done}; " if job.cancelled else f"Trained ({done}); ") + \
-            f"model: {out.name}"
+        _state["status"] = (
+            f"Cancelled after {done}; " if job.cancelled else f"Trained ({done}); "
+        ) + f"model: {out.name}"
     elif job.cancelled:
         _state["status"] = "Cancelled before the first checkpoint"
     else:
@@ -160,19 +166,27 @@ class VOXLIFT_OT_train_cancel(bpy.types.Operator):
 
 
 class VoxliftTrainSettings(bpy.types.PropertyGroup):
-    dataset: bpy.props.StringProperty(name="Dataset", subtype="DIR_PATH",
-                                      description="A voxlift dataset folder (Dataset panel or voxlift render)")
-    out: bpy.props.StringProperty(name="Run folder", subtype="DIR_PATH",
-                                  description="Where checkpoints go (empty: a new folder in the extension's "
-                                              "user directory)")
+    dataset: bpy.props.StringProperty(
+        name="Dataset",
+        subtype="DIR_PATH",
+        description="A voxlift dataset folder (Dataset panel or voxlift render)",
+    )
+    out: bpy.props.StringProperty(
+        name="Run folder",
+        subtype="DIR_PATH",
+        description="Where checkpoints go (empty: a new folder in the extension's user directory)",
+    )
     kind: bpy.props.EnumProperty(name="Model", items=KIND_ITEMS, default="paired")
-    budget: bpy.props.EnumProperty(name="Budget", items=[("STEPS", "Steps", ""), ("MINUTES", "Minutes", "")],
-                                   default="STEPS")
+    budget: bpy.props.EnumProperty(
+        name="Budget", items=[("STEPS", "Steps", ""), ("MINUTES", "Minutes", "")], default="STEPS"
+    )
     steps: bpy.props.IntProperty(name="Steps", default=2000, min=1)
     minutes: bpy.props.FloatProperty(name="Minutes", default=10.0, min=0.1)
-    device: bpy.props.EnumProperty(name="Device", items=[("auto", "Auto", "CUDA if available, else CPU"),
-                                                         ("cpu", "CPU", ""), ("cuda", "CUDA", "")],
-                                   default="auto")
+    device: bpy.props.EnumProperty(
+        name="Device",
+        items=[("auto", "Auto", "CUDA if available, else CPU"), ("cpu", "CPU", ""), ("cuda", "CUDA", "")],
+        default="auto",
+    )
 
 
 class VOXLIFT_PT_train(bpy.types.Panel):

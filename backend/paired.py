@@ -75,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="training steps (default 2000 unless --max-minutes)")
     budget.add_argument("--max-minutes", type=float, help="train for this long (the schedule is fitted to it)")
-    p.add_argument("--batch-size", type=int, default=32, help="per process (default 32)")
+    p.add_argument("--batch-size", type=int, help="per process (default 16 on the CPU, 64 on CUDA)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--resume", action="store_true", help="continue RUN/last.safetensors (fresh if none)")
     p.add_argument("--categories", nargs="+", help="train on these categories only (e.g. chair)")
@@ -116,7 +116,8 @@ def config_from_args(args, ds, train_models: np.ndarray) -> dict:
             "pos_weight": args.pos_weight or positive_weight(stats["occupancy"]),
             "occupancy": stats["occupancy"], "background": stats["background"], "fill": stats["fill"],
             "augment": not args.no_augment, "lr": args.lr, "weight_decay": args.weight_decay,
-            "warmup": args.warmup, "clip": args.clip, "batch_size": args.batch_size, "seed": args.seed}
+            "warmup": args.warmup, "clip": args.clip, "seed": args.seed,
+            "batch_size": args.batch_size or (64 if pick_device(args.device).type == "cuda" else 16)}
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -192,10 +193,14 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
     step, elapsed, best = 0, 0.0, -1.0
     if resuming:
         ckpt.load_module_state(model, tensors, "model.", last_path)
-        optim.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
-        sched.load_state_dict(meta["scheduler"])
-        schedule.total = meta["schedule_total"]
-        step, elapsed, best = meta["step"], meta["elapsed"], meta["best"]
+        try:
+            optim.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+            sched.load_state_dict(meta["scheduler"])
+            schedule.total = int(meta["schedule_total"])
+            step, elapsed, best = int(meta["step"]), float(meta["elapsed"]), float(meta["best"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise VoxliftError(f"{last_path}: not a resumable checkpoint (its training state is damaged: "
+                               f"{exc!r}); train into another --out") from None
     elif rank == 0:
         ckpt.write_config(out, config)
     timed = args.max_minutes is not None
@@ -272,10 +277,11 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
     it = iter(loader)
     try:
         while True:
-            if total is not None and step >= total:
-                break
-            if timed and world == 1 and time.time() - t_start >= budget_s:
-                break  # (several processes stop together at the fitted `total` instead)
+            if timed and world == 1:
+                if time.time() - t_start >= budget_s:
+                    break  # one process stops on the clock (past the fitted total the lr stays at its floor)
+            elif total is not None and step >= total:
+                break  # a step budget, or several processes: they stop together at the fitted total
             batch = next(it)
             x, target = augment(batch, device, step=step)
             x = resize_input(x, config["input_size"])
@@ -292,12 +298,12 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
             step += 1
             elapsed = time.time() - t_start
             if timed:
-                # Fit the schedule to the time left, from the speed measured since this process's 5th step:
-                # after 40 steps, then at every validation (the machine's speed may change). The steps, not
-                # the clock, decide when, so that every DDP process refits at the same step.
+                # Fit the schedule to the time left, from the speed measured since this process's 5th step,
+                # every 20 steps (a shared machine's speed changes). The steps, not the clock, decide when,
+                # so that every DDP process refits at the same step.
                 if timing_from is None and step >= first_step + 5:
                     timing_from = (step, time.time())
-                elif timing_from and (step - timing_from[0] == 40 or step % args.val_every == 0):
+                elif timing_from and (step - timing_from[0]) % 20 == 0:
                     rate = (step - timing_from[0]) / max(time.time() - timing_from[1], 1e-6)
                     total = max(step + 1, int(step + rate * (budget_s - elapsed) * 0.97))
                     if world > 1:  # every rank must run the same number of steps

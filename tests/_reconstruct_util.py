@@ -3,6 +3,7 @@
 The checkpoint comes from the real trainer (`voxlift train paired`, a few steps on a tiny procedural
 dataset), so the tests exercise real checkpoints; it is made once per session and shared by every module.
 """
+
 from __future__ import annotations
 
 import sys
@@ -10,7 +11,6 @@ import venv
 from pathlib import Path
 
 import numpy as np
-
 from _paired_util import make_dataset
 
 _CACHE: dict = {}
@@ -27,9 +27,33 @@ def tiny_run(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("reconstruct")
     data = make_dataset(root / "data", chairs=4, tables=4, size=32, views=4)
     run = root / "run"
-    rc = cli.main(["train", "paired", "--data", data, "--out", str(run), "--steps", "3", "--batch-size", "4",
-                   "--val-every", "3", "--val-samples", "8", "--latent-dim", "16", "--encoder-width", "4",
-                   "--decoder-width", "4", "--workers", "0", "--quiet"])
+    rc = cli.main(
+        [
+            "train",
+            "paired",
+            "--data",
+            data,
+            "--out",
+            str(run),
+            "--steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--val-every",
+            "3",
+            "--val-samples",
+            "8",
+            "--latent-dim",
+            "16",
+            "--encoder-width",
+            "4",
+            "--decoder-width",
+            "4",
+            "--workers",
+            "0",
+            "--quiet",
+        ]
+    )
     assert rc == 0 and (run / "best.safetensors").is_file()
     ds = open_dataset(data)
     images = {}
@@ -45,8 +69,14 @@ def tiny_run(tmp_path_factory) -> dict:
     probs, _ = predict([load_image(images["chair"])], str(run), "cpu")
     lo, hi = (float(np.quantile(probs, q)) for q in (0.6, 0.9))
     assert 0 < lo < hi < 1
-    _CACHE["run"] = {"root": root, "data": Path(data), "run": run, "images": images, "probs": probs[0],
-                     "thresholds": (lo, hi)}
+    _CACHE["run"] = {
+        "root": root,
+        "data": Path(data),
+        "run": run,
+        "images": images,
+        "probs": probs[0],
+        "thresholds": (lo, hi),
+    }
     return _CACHE["run"]
 
 
@@ -60,7 +90,8 @@ def python_without_torch(tmp_path_factory) -> str:
         # This project's packages (numpy, voxlift, ...) but a torch that cannot be imported, as in a user's
         # environment without PyTorch.
         (site / "voxlift_test.pth").write_text(
-            f"import site, sys; site.addsitedir({str(ours)!r}); sys.modules['torch'] = None\n")
+            f"import site, sys; site.addsitedir({str(ours)!r}); sys.modules['torch'] = None\n"
+        )
         _CACHE["bare"] = str(env / "bin" / "python")
     return _CACHE["bare"]
 
@@ -68,7 +99,6 @@ def python_without_torch(tmp_path_factory) -> str:
 def other_kind_checkpoint(folder: Path) -> Path:
     """A valid voxlift checkpoint of a model kind that does not predict grids from images."""
     import torch
-
     from voxlift.backend.checkpoint import save_checkpoint
 
     path = Path(folder) / "other-kind.safetensors"

@@ -5,11 +5,11 @@ from the Train panel (and cancel), and meet each user error as a report (not a t
 One Blender process runs the whole story (installing and starting torch there is the slow part); the tests
 below check its parts from the JSON it prints.
 """
+
 import json
 
 import numpy as np
 import pytest
-
 from _blender_util import last_json, run_in_blender
 from _paired_util import furniture_grid
 from _reconstruct_util import other_kind_checkpoint, python_without_torch, tiny_run
@@ -132,7 +132,8 @@ scene.render.resolution_x = scene.render.resolution_y = 64
 scene.render.film_transparent = True
 for other in scene.objects:  # the startup cube and the reconstructions so far
     other.hide_render = True
-bpy.ops.mesh.primitive_cube_add(size=0.6)
+scene.cursor.location = (0.0, 0.0, 0.0)
+bpy.ops.mesh.primitive_cube_add(size=0.6, location=(0.0, 0.0, 0.0))
 cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
 scene.collection.objects.link(cam)
 el = math.radians(20)
@@ -140,7 +141,6 @@ cam.location = (2.5 * math.cos(el), 0.0, 2.5 * math.sin(el))
 cam.rotation_euler = (math.radians(70), 0.0, math.radians(90))
 scene.camera = cam
 bpy.ops.render.render()
-scene.cursor.location = (0.0, 0.0, 0.0)
 s.threshold = 0.01
 out["render"] = op(bpy.ops.voxlift.reconstruct)
 out["render_obj"] = mesh_facts(ctx.active_object)
@@ -199,11 +199,21 @@ def story(tmp_path_factory):
     grid = furniture_grid("table", np.random.default_rng(3), 16)
     write_binvox(tmp / "table.binvox", grid, (1.0, 2.0, 0.0), 2.0)
     (tmp / "not-a-dataset").mkdir()
-    args = {"threshold": run["thresholds"][0], "threshold_hi": run["thresholds"][1], "chair": str(run["images"]["chair"]), "run": str(run["run"]),
-            "data": str(run["data"]), "other_kind": str(other_kind_checkpoint(tmp)), "garbage": str(garbage),
-            "missing": str(tmp / "missing.png"), "no_torch_python": python_without_torch(tmp_path_factory),
-            "not_dataset": str(tmp / "not-a-dataset"), "binvox": str(tmp / "table.binvox"),
-            "ui_run": str(tmp / "ui-run"), "probs_out": str(tmp / "probs.npy")}
+    args = {
+        "threshold": run["thresholds"][0],
+        "threshold_hi": run["thresholds"][1],
+        "chair": str(run["images"]["chair"]),
+        "run": str(run["run"]),
+        "data": str(run["data"]),
+        "other_kind": str(other_kind_checkpoint(tmp)),
+        "garbage": str(garbage),
+        "missing": str(tmp / "missing.png"),
+        "no_torch_python": python_without_torch(tmp_path_factory),
+        "not_dataset": str(tmp / "not-a-dataset"),
+        "binvox": str(tmp / "table.binvox"),
+        "ui_run": str(tmp / "ui-run"),
+        "probs_out": str(tmp / "probs.npy"),
+    }
     (tmp / "args.json").write_text(json.dumps(args))
     res = run_in_blender(f"ARGS = {str(tmp / 'args.json')!r}\n" + SCRIPT, tmp, timeout=600)
     out = last_json(res.stdout)
@@ -278,8 +288,17 @@ def test_user_errors_are_reports(story):
     assert "online access" in o["err_install_offline"]
     assert a["not_dataset"] in o["err_not_dataset"] and "not a voxlift dataset" in o["err_not_dataset"]
     assert "render" in o["err_no_render"].lower()
-    for key in ("no_model", "err_kind", "err_garbage", "err_missing", "err_ghost", "err_no_torch",
-                "err_install_offline", "err_not_dataset", "err_no_render"):
+    for key in (
+        "no_model",
+        "err_kind",
+        "err_garbage",
+        "err_missing",
+        "err_ghost",
+        "err_no_torch",
+        "err_install_offline",
+        "err_not_dataset",
+        "err_no_render",
+    ):
         assert o[key].startswith("ERROR") and "Traceback" not in o[key], (key, o[key])
     assert "Traceback" not in story["log"]
 
@@ -304,7 +323,9 @@ def test_binvox_import(story):
     b = o["binvox_obj"]
     v, q = meshing.cubes_mesh(grid)
     assert (b["vertices"], b["faces"]) == (len(v), len(q)) and b["name"] == "table"
-    assert set(b["edge_links"]) == {"2"}  # closed, manifold: a table has no voxels touching along an edge only
+    assert set(b["edge_links"]) == {
+        "2"
+    }  # closed, manifold: a table has no voxels touching along an edge only
     # Placed by the header: translate (1, 2, 0), scale 2 -> voxel index i spans 1 + 2 * i / 16 on x.
     idx = np.argwhere(grid)
     lo = np.array([1.0, 2.0, 0.0]) + 2.0 * idx.min(0) / 16

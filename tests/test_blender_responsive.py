@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from _blender_util import last_json, run_in_blender
 from _fuzz_util import time_limit
 from voxlift.render_job import RenderJob, RenderOptions
@@ -47,7 +46,8 @@ def test_render_polls_never_wait_on_workers_and_cancel_leaves_no_orphans(tmp_pat
             with time_limit(30):
                 for _ in range(200):  # every TIMER event is handled and returns, though no worker answers
                     assert job.poll(0.0) is True
-            assert job.done == done
+            # Only results already on their way before the stop can arrive (at most the jobs in flight).
+            assert job.done <= done + RenderJob.PER_WORKER * len(pids)
         finally:
             for pid in pids:
                 os.kill(pid, signal.SIGCONT)
@@ -94,7 +94,7 @@ def alive(pid):
         return False
 
 def family():
-    """The children and everything in their sessions (the trainer's DataLoader workers, say)."""
+    # the children and everything in their sessions (the trainer's DataLoader workers, say)
     pids = set(render_pids + train_pids)
     for e in os.listdir("/proc"):
         if e.isdigit():
@@ -150,9 +150,7 @@ def test_disabling_the_add_on_stops_its_render_and_training(tmp_path):
     assert result["last"], "the interrupted training did not save its last checkpoint"
 
 
-@pytest.mark.xfail(strict=True, reason="ui_dataset.py (render engineer): no load_pre handler and no Operator.cancel, "
-                                       "so loading another file leaves the render workers running (and the panel "
-                                       "thinks a render is still going on)")
 def test_loading_another_file_stops_the_render(tmp_path):
-    result = addon_run(tmp_path, "bpy.ops.wm.read_homefile(use_empty=True)", train=False, wait=10)
+    result = addon_run(tmp_path, "bpy.ops.wm.read_homefile(use_empty=True)\n"
+                                 "assert ui_dataset._job is None, 'the panel still holds the job'", train=False, wait=10)
     assert result["render"] and result["alive"] == [], result

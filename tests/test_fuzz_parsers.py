@@ -26,7 +26,7 @@ from voxlift.dataset_tools.obj import parse_obj, read_obj, write_obj
 from voxlift.dataset_tools.png import SIGNATURE, _chunk, encode_png, read_png
 from voxlift.dataset_tools.sh3f import Sh3fArchive, parse_properties
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 SEEDS = {name: t.seeds() for name, t in TARGETS.items()}
 
@@ -41,7 +41,7 @@ def test_mutated_inputs_parse_or_fail_cleanly(name, data, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
-@settings(max_examples=10, deadline=None, derandomize=True,
+@settings(max_examples=10, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(blob=st.binary(max_size=300))
 def test_random_bytes_fail_cleanly(name, blob, tmp_path):
@@ -56,7 +56,7 @@ def test_every_seed_parses(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- round trips
-@settings(max_examples=30, deadline=None, derandomize=True)
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
 @given(v=st.integers(3, 40), f=st.integers(1, 60), seed=st.integers(0, 2 ** 16))
 def test_obj_round_trip_is_exact(tmp_path_factory, v, f, seed):
     rng = np.random.default_rng(seed)
@@ -67,7 +67,7 @@ def test_obj_round_trip_is_exact(tmp_path_factory, v, f, seed):
     assert np.array_equal(back.vertices, mesh.vertices) and np.array_equal(back.faces, mesh.faces)
 
 
-@settings(max_examples=30, deadline=None, derandomize=True)
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
 @given(d=st.integers(1, 40), p=st.floats(0, 1), seed=st.integers(0, 2 ** 16))
 def test_binvox_round_trip_is_exact(d, p, seed):
     grid = np.random.default_rng(seed).random((d, d, d)) < p
@@ -75,7 +75,7 @@ def test_binvox_round_trip_is_exact(d, p, seed):
     assert np.array_equal(back.voxels, grid) and back.scale == 0.5 and list(back.translate) == [0.25, -1, 2]
 
 
-@settings(max_examples=30, deadline=None, derandomize=True)
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
 @given(h=st.integers(1, 33), w=st.integers(1, 33), c=st.sampled_from([1, 2, 3, 4]), seed=st.integers(0, 2 ** 16))
 def test_png_round_trip_is_exact(h, w, c, seed):
     image = np.random.default_rng(seed).integers(0, 256, (h, w, c), dtype=np.uint8)
@@ -113,7 +113,7 @@ def _escape(text: str, key: bool) -> str:
     return "".join(out)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
 @given(pairs=st.dictionaries(_KEY, st.text(st.characters(codec="latin-1", blacklist_characters="\r\n"),
                                           max_size=20), max_size=6))
 def test_properties_round_trip(pairs):

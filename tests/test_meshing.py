@@ -1,13 +1,13 @@
 """addon/meshing.py: cubes (exposed sides, shared vertices, greedy merging) and the smooth surface, in numpy,
 checked against independent counts and against scikit-image's marching cubes."""
+
 from collections import Counter
 
 import numpy as np
 import pytest
+from _paired_util import furniture_grid
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes, mesh_surface_area
-
-from _paired_util import furniture_grid
 from voxlift.meshing import cubes_mesh, mesh_from_probs, smooth_mesh, triangulate
 
 
@@ -80,13 +80,13 @@ def test_cubes_match_independent_counts(seed):
     assert len(q) == exposed_sides(occ)
     assert len(np.unique(v, axis=0)) == len(v), "vertices are shared, never duplicated"
     assert closed_and_oriented(q)
-    assert volume(v, q) == pytest.approx(occ.sum() / r ** 3, rel=1e-5)
+    assert volume(v, q) == pytest.approx(occ.sum() / r**3, rel=1e-5)
     # All corners on the voxel lattice inside the unit cube.
     lattice = (v + 0.5) * r
     assert np.allclose(lattice, np.round(lattice), atol=1e-4) and v.min() >= -0.5 and v.max() <= 0.5
     # Every quad is one voxel side: four distinct corners, area 1/r^2.
     assert (np.sort(q, axis=1)[:, 1:] != np.sort(q, axis=1)[:, :-1]).all()
-    assert area(v, q) == pytest.approx(len(q) / r ** 2, rel=1e-5)
+    assert area(v, q) == pytest.approx(len(q) / r**2, rel=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 3])
@@ -99,8 +99,9 @@ def test_greedy_keeps_the_shape_with_fewer_faces(seed):
     assert volume(gv, gq) == pytest.approx(volume(v, q), rel=1e-5)
     assert area(gv, gq) == pytest.approx(area(v, q), rel=1e-5)
     # Rectangles cover exactly the exposed sides: sampled points of each merged face lie on the voxel mesh.
-    assert set(map(tuple, np.round((gv + 0.5) * r).astype(int).tolist())) <= \
-        set(map(tuple, np.round((v + 0.5) * r).astype(int).tolist()))
+    assert set(map(tuple, np.round((gv + 0.5) * r).astype(int).tolist())) <= set(
+        map(tuple, np.round((v + 0.5) * r).astype(int).tolist())
+    )
 
 
 def test_furniture_grid_greedy_is_much_smaller():
@@ -108,13 +109,13 @@ def test_furniture_grid_greedy_is_much_smaller():
     v, q = cubes_mesh(occ)
     gv, gq = cubes_mesh(occ, greedy=True)
     assert len(q) == exposed_sides(occ) and len(gq) * 5 < len(q)
-    assert volume(gv, gq) == pytest.approx(occ.sum() / 32 ** 3, rel=1e-5)
+    assert volume(gv, gq) == pytest.approx(occ.sum() / 32**3, rel=1e-5)
 
 
 def sphere_probs(r, radius=0.3, sharp=40.0):
     x = (np.arange(r) + 0.5) / r - 0.5
     xx, yy, zz = np.meshgrid(x, x, x, indexing="ij")
-    return 1 / (1 + np.exp(-(radius - np.sqrt(xx ** 2 + yy ** 2 + zz ** 2)) * sharp))
+    return 1 / (1 + np.exp(-(radius - np.sqrt(xx**2 + yy**2 + zz**2)) * sharp))
 
 
 def surface_points(verts, tris, n=6):

@@ -73,7 +73,7 @@ def test_viewer_centred_target_lands_on_the_views_alpha(tiny):
     ds = open_dataset(tiny)
     unrotated = []
     for m in range(len(ds)):
-        grid = torch.from_numpy(np.asarray(ds.voxels[m])).float()[None]
+        grid = torch.from_numpy(np.array(ds.voxels[m])).float()[None]
         for v, view in enumerate(ds.views):
             rotated = to_viewer_frame(grid, [view.azimuth])[0].numpy()
             pts = voxel_centres(rotated)

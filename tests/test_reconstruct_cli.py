@@ -1,4 +1,5 @@
 """`voxlift reconstruct`: every output format read back, errors as one line, the child-process backend."""
+
 import json
 import math
 import struct
@@ -8,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 import trimesh
-
 from _reconstruct_util import other_kind_checkpoint, python_without_torch, tiny_run
 from voxlift import backend_process, cli, cmd_reconstruct, meshing
 from voxlift.dataset_tools.binvox import read_binvox
@@ -29,8 +29,12 @@ def thr(run):
 @pytest.fixture(scope="module")
 def probs(run, tmp_path_factory):
     out = tmp_path_factory.mktemp("npz") / "chair.npz"
-    assert cli.main(["reconstruct", str(run["images"]["chair"]), "--checkpoint", str(run["run"]),
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            ["reconstruct", str(run["images"]["chair"]), "--checkpoint", str(run["run"]), "--out", str(out)]
+        )
+        == 0
+    )
     with np.load(out) as z:
         assert z["probs"].shape == (1, 32, 32, 32) and list(z["names"]) == ["chair"]
         assert bool(z["viewer_centred"]) is True
@@ -45,8 +49,16 @@ def test_npz_holds_probabilities(probs, run, thr):
 
 @pytest.mark.parametrize("mode", ["cubes", "smooth"])
 def test_obj_and_glb_match_the_grid(run, probs, tmp_path, mode, thr):
-    args = ["reconstruct", str(run["images"]["chair"]), "--checkpoint", str(run["run"]), "--mode", mode,
-            "--threshold", thr]
+    args = [
+        "reconstruct",
+        str(run["images"]["chair"]),
+        "--checkpoint",
+        str(run["run"]),
+        "--mode",
+        mode,
+        "--threshold",
+        thr,
+    ]
     assert cli.main(args + ["--out", str(tmp_path / "chair.obj")]) == 0
     assert cli.main(args + ["--out", str(tmp_path / "chair.glb")]) == 0
     verts, quads = meshing.mesh_from_probs(probs, mode, float(thr))
@@ -60,13 +72,28 @@ def test_obj_and_glb_match_the_grid(run, probs, tmp_path, mode, thr):
     assert len(glb.vertices) == len(verts) and len(glb.faces) == 2 * len(quads)
     # glTF is Y up: (x, y, z) is stored as (x, z, -y).
     assert np.allclose(glb.vertices, np.c_[verts[:, 0], verts[:, 2], -verts[:, 1]], atol=1e-6)
-    assert glb.volume == pytest.approx(trimesh.Trimesh(obj.vertices, obj.faces, process=False).volume, rel=1e-4)
+    assert glb.volume == pytest.approx(
+        trimesh.Trimesh(obj.vertices, obj.faces, process=False).volume, rel=1e-4
+    )
 
 
 def test_binvox_is_the_thresholded_grid(run, probs, tmp_path, thr):
     out = tmp_path / "chair.binvox"
-    assert cli.main(["reconstruct", str(run["images"]["chair"]), "--checkpoint", str(run["run"]),
-                     "--threshold", thr, "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "reconstruct",
+                str(run["images"]["chair"]),
+                "--checkpoint",
+                str(run["run"]),
+                "--threshold",
+                thr,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     grid = read_binvox(out)
     assert np.array_equal(np.asarray(grid.voxels, bool), probs >= float(thr))
     assert np.allclose(grid.translate, -0.5) and grid.scale == pytest.approx(1.0)
@@ -76,8 +103,22 @@ def test_blend_holds_one_object_per_image(run, probs, tmp_path, thr):
     import bpy
 
     out = tmp_path / "both.blend"
-    assert cli.main(["reconstruct", str(run["images"]["chair"]), str(run["images"]["table"]),
-                     "--checkpoint", str(run["run"]), "--threshold", thr, "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "reconstruct",
+                str(run["images"]["chair"]),
+                str(run["images"]["table"]),
+                "--checkpoint",
+                str(run["run"]),
+                "--threshold",
+                thr,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with bpy.data.libraries.load(str(out)) as (src, dst):
         assert sorted(src.objects) == ["chair", "table"]
         dst.objects = ["chair"]
@@ -100,10 +141,26 @@ def test_viewer_centred_result_is_turned_by_the_azimuth(run, tmp_path, thr):
 
 def test_subprocess_several_images_name_their_outputs(run, tmp_path, thr):
     out = tmp_path / "r.obj"
-    res = subprocess.run([sys.executable, "-m", "voxlift", "reconstruct", str(run["images"]["chair"]),
-                          str(run["images"]["table"]), "--checkpoint", str(run["run"] / "best.safetensors"),
-                          "--threshold", thr, "--greedy", "--out", str(out)],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voxlift",
+            "reconstruct",
+            str(run["images"]["chair"]),
+            str(run["images"]["table"]),
+            "--checkpoint",
+            str(run["run"] / "best.safetensors"),
+            "--threshold",
+            thr,
+            "--greedy",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "r_chair.obj").is_file() and (tmp_path / "r_table.obj").is_file()
     assert res.stdout.split() == [str(tmp_path / "r_chair.obj"), str(tmp_path / "r_table.obj")]
@@ -126,20 +183,29 @@ def test_errors_are_one_clear_line(run, tmp_path, capsys):
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")
     for bad in (garbage, empty, text, tmp_path / "missing.png"):
-        err = one_error_line(capsys, ["reconstruct", str(bad), "--checkpoint", ckpt, "--out", str(tmp_path / "x.obj")])
+        err = one_error_line(
+            capsys, ["reconstruct", str(bad), "--checkpoint", ckpt, "--out", str(tmp_path / "x.obj")]
+        )
         assert str(bad) in err
-    err = one_error_line(capsys, ["reconstruct", image, "--checkpoint", str(tmp_path / "nope"), "--out",
-                                  str(tmp_path / "x.obj")])
+    err = one_error_line(
+        capsys,
+        ["reconstruct", image, "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "x.obj")],
+    )
     assert "nope" in err and "checkpoint" in err
     other = other_kind_checkpoint(tmp_path)
-    err = one_error_line(capsys, ["reconstruct", image, "--checkpoint", str(other), "--out", str(tmp_path / "x.obj")])
+    err = one_error_line(
+        capsys, ["reconstruct", image, "--checkpoint", str(other), "--out", str(tmp_path / "x.obj")]
+    )
     assert "autoencoder" in err and str(other) in err
     pickle_file = tmp_path / "model.safetensors"
     pickle_file.write_bytes(b"\x80\x04K\x01.")
-    err = one_error_line(capsys, ["reconstruct", image, "--checkpoint", str(pickle_file), "--out",
-                                  str(tmp_path / "x.obj")])
+    err = one_error_line(
+        capsys, ["reconstruct", image, "--checkpoint", str(pickle_file), "--out", str(tmp_path / "x.obj")]
+    )
     assert "pickle" in err
-    err = one_error_line(capsys, ["reconstruct", image, "--checkpoint", ckpt, "--out", str(tmp_path / "x.stl")])
+    err = one_error_line(
+        capsys, ["reconstruct", image, "--checkpoint", ckpt, "--out", str(tmp_path / "x.stl")]
+    )
     assert ".stl" in err
     assert not list(tmp_path.glob("x.*")) and not list(tmp_path.glob(".x*")), "no output on error"
 
@@ -173,7 +239,7 @@ def test_glb_writer_is_valid_gltf():
     magic, version, length = struct.unpack("<4sII", data[:12])
     assert (magic, version, length) == (b"glTF", 2, len(data)) and length % 4 == 0
     jlen, jtype = struct.unpack("<I4s", data[12:20])
-    doc = json.loads(data[20:20 + jlen])
+    doc = json.loads(data[20 : 20 + jlen])
     assert jtype == b"JSON" and doc["accessors"][0]["count"] == len(v)
     mesh = trimesh.load(trimesh.util.wrap_as_stream(data), file_type="glb", force="mesh")
     assert mesh.is_watertight and mesh.volume == pytest.approx(8 / 64)
@@ -189,17 +255,20 @@ def test_opaque_alpha_is_dropped_and_real_alpha_kept():
 
 def test_progress_parsing_and_cancel():
     p = backend_process.Progress()
-    backend_process.parse_progress("train paired (cpu, 1 proc):  12%|#2   | 60/500 [00:03<00:20, loss=0.3123, "
-                                   "val=0.412]", p)
+    backend_process.parse_progress(
+        "train paired (cpu, 1 proc):  12%|#2   | 60/500 [00:03<00:20, loss=0.3123, val=0.412]", p
+    )
     assert (p.step, p.total, p.loss, p.iou) == (60, 500, pytest.approx(0.3123), pytest.approx(0.412))
     assert p.fraction == pytest.approx(0.12)
     backend_process.parse_progress('{"step": 70, "total": 500, "loss": 0.25, "iou": 0.5}', p)
     assert (p.step, p.loss, p.iou) == (70, 0.25, 0.5)
     # A real child: progress lines through a pipe with carriage returns, then Ctrl-C ends it.
-    code = ("import sys, time\n"
-            "for i in range(1, 1000):\n"
-            "    sys.stderr.write(f'\\r{i}/999 [00:00, loss={1/i:.3f}, val=0.5]'); sys.stderr.flush()\n"
-            "    time.sleep(0.02)\n")
+    code = (
+        "import sys, time\n"
+        "for i in range(1, 1000):\n"
+        "    sys.stderr.write(f'\\r{i}/999 [00:00, loss={1/i:.3f}, val=0.5]'); sys.stderr.flush()\n"
+        "    time.sleep(0.02)\n"
+    )
     job = backend_process.Job([sys.executable, "-c", code], None)
     for _ in range(300):
         if job.progress.step >= 5:

@@ -12,6 +12,7 @@
    cold (first click in a fresh Blender: imports torch, loads the checkpoint) and warm (median of 5 more).
 Prints a markdown section on stdout; progress on stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,6 @@ def blurred(grid: np.ndarray) -> np.ndarray:
 
 def mesh_building(reps: int, max_objects: int) -> list[dict]:
     import bpy
-
     from _paired_util import furniture_grid
     from voxlift import blender_mesh, meshing
 
@@ -60,17 +60,23 @@ def mesh_building(reps: int, max_objects: int) -> list[dict]:
         grid = furniture_grid("chair", np.random.default_rng(0), r)
         probs = blurred(grid)
         row = {"r": r, "voxels": int(grid.sum())}
-        for label, mode, greedy in (("cubes", "cubes", False), ("greedy", "cubes", True), ("smooth", "smooth", False)):
+        for label, mode, greedy in (
+            ("cubes", "cubes", False),
+            ("greedy", "cubes", True),
+            ("smooth", "smooth", False),
+        ):
             src = grid if mode == "cubes" else probs
-            t_np, (v, q) = best_time(lambda: meshing.mesh_from_probs(src, mode, 0.5, greedy), reps)
+            t_np, (_, q) = best_time(
+                lambda s=src, m=mode, g=greedy: meshing.mesh_from_probs(s, m, 0.5, g), reps
+            )
 
-            def to_blender():
+            def to_blender(s=src, m=mode, g=greedy):
                 me = bpy.data.meshes.new("bench")
-                vv, qq = meshing.mesh_from_probs(src, mode, 0.5, greedy)
-                blender_mesh.fill_mesh(me, vv, qq, smooth=mode == "smooth")
+                vv, qq = meshing.mesh_from_probs(s, m, 0.5, g)
+                blender_mesh.fill_mesh(me, vv, qq, smooth=m == "smooth")
                 return me
 
-            t_bl, me = best_time(to_blender, reps)
+            t_bl, _ = best_time(to_blender, reps)
             row[label] = {"numpy_ms": 1000 * t_np, "blender_ms": 1000 * t_bl, "faces": len(q)}
             log(f"{r}^3 {label}: numpy {1000 * t_np:.1f} ms, object {1000 * t_bl:.1f} ms, {len(q)} faces")
             for m in list(bpy.data.meshes):
@@ -141,9 +147,30 @@ def click_times(work: Path) -> dict:
     run = work / "run"
     if not (run / "best.safetensors").exists():
         log("training the default architecture for 1 step")
-        subprocess.run([sys.executable, "-m", "voxlift", "train", "paired", "--data", str(data), "--out", str(run),
-                        "--steps", "1", "--val-every", "1", "--val-samples", "8", "--workers", "0", "--quiet"],
-                       check=True, stdout=sys.stderr)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "voxlift",
+                "train",
+                "paired",
+                "--data",
+                str(data),
+                "--out",
+                str(run),
+                "--steps",
+                "1",
+                "--val-every",
+                "1",
+                "--val-samples",
+                "8",
+                "--workers",
+                "0",
+                "--quiet",
+            ],
+            check=True,
+            stdout=sys.stderr,
+        )
     ds = open_dataset(data)
     g, a = np.asarray(ds.images[0, 1]), np.asarray(ds.alpha[0, 1])
     image = work / "chair.png"
@@ -159,52 +186,76 @@ def click_times(work: Path) -> dict:
     config = json.loads((run / "config.json").read_text())
     res = run_in_blender(f"ARGS = {str(args)!r}\n" + CLICK_SCRIPT, work, timeout=600)
     out = last_json(res.stdout)
-    out["config"] = {k: config[k] for k in ("image_size", "input_size", "resolution", "latent_dim",
-                                            "encoder_width", "decoder_width")}
+    out["config"] = {
+        k: config[k]
+        for k in ("image_size", "input_size", "resolution", "latent_dim", "encoder_width", "decoder_width")
+    }
     return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--max-objects", type=int, default=6000,
-                    help="one-object-per-voxel: create at most this many, extrapolate linearly beyond")
+    ap.add_argument(
+        "--max-objects",
+        type=int,
+        default=6000,
+        help="one-object-per-voxel: create at most this many, extrapolate linearly beyond",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="voxlift-bench-reconstruct-") as tmp:
         click = click_times(Path(tmp))
     rows = mesh_building(args.reps, args.max_objects)
     t = click["times"]
     cfg = click["config"]
-    lines = ["## Reconstruct in Blender", "",
-             "Click to object in the scene: `bpy.ops.voxlift.reconstruct` on a 128 px image in "
-             "`bpy.data.images`, the add-on installed from the built zip, CPU, default paired architecture "
-             f"(input {cfg['input_size']} px, {cfg['resolution']}³ grid, latent {cfg['latent_dim']}, encoder "
-             f"width {cfg['encoder_width']}, decoder width {cfg['decoder_width']}); cubes mode, "
-             f"{click['faces']} faces (threshold at the 90th percentile of the 1-step model's output: 10% of "
-             "the voxels filled, noisier than a chair, so a pessimistic mesh size).", "",
-             "| click | seconds |", "|---|---|",
-             f"| cold (fresh Blender: imports torch, loads the checkpoint) | {t[0]:.2f} |",
-             f"| warm (median of the next {len(t) - 1}) | {float(np.median(t[1:])):.3f} |", "",
-             "Mesh building for a procedural chair (best of "
-             f"{args.reps}): voxlift's numpy meshing alone, and the whole Blender object (meshing + `foreach_set`); "
-             "beside one object per filled voxel (linked duplicates of one cube mesh: what existing voxel "
-             "importers do), timed in the same run.", "",
-             "| grid | filled voxels | cubes: faces, numpy ms, object ms | greedy: faces, numpy ms, object ms "
-             "| smooth: faces, numpy ms, object ms | one object per voxel, s | per-voxel / cubes object |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Reconstruct in Blender",
+        "",
+        "Click to object in the scene: `bpy.ops.voxlift.reconstruct` on a 128 px image in "
+        "`bpy.data.images`, the add-on installed from the built zip, CPU, default paired architecture "
+        f"(input {cfg['input_size']} px, {cfg['resolution']}³ grid, latent {cfg['latent_dim']}, encoder "
+        f"width {cfg['encoder_width']}, decoder width {cfg['decoder_width']}); cubes mode, "
+        f"{click['faces']} faces (threshold at the 90th percentile of the 1-step model's output: 10% of "
+        "the voxels filled, noisier than a chair, so a pessimistic mesh size).",
+        "",
+        "| click | seconds |",
+        "|---|---|",
+        f"| cold (fresh Blender: imports torch, loads the checkpoint) | {t[0]:.2f} |",
+        f"| warm (median of the next {len(t) - 1}) | {float(np.median(t[1:])):.3f} |",
+        "",
+        "Mesh building for a procedural chair (best of "
+        f"{args.reps}): voxlift's numpy meshing alone, and the whole Blender object "
+        "(meshing + `foreach_set`); "
+        "beside one object per filled voxel (linked duplicates of one cube mesh: what existing voxel "
+        "importers do), timed in the same run.",
+        "",
+        "| grid | filled voxels | cubes: faces, numpy ms, object ms | greedy: faces, numpy ms, object ms "
+        "| smooth: faces, numpy ms, object ms | one object per voxel, s | per-voxel / cubes object |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        cells = [f"{row[k]['faces']}, {row[k]['numpy_ms']:.1f}, {row[k]['blender_ms']:.1f}"
-                 for k in ("cubes", "greedy", "smooth")]
+        cells = [
+            f"{row[k]['faces']}, {row[k]['numpy_ms']:.1f}, {row[k]['blender_ms']:.1f}"
+            for k in ("cubes", "greedy", "smooth")
+        ]
         pv = row["per_voxel"]
         pv_s = pv["seconds"] if pv["objects"] == pv["of"] else pv["seconds"] * pv["of"] / pv["objects"]
-        pv_text = f"{pv_s:.2f}" if pv["objects"] == pv["of"] else \
-            f"≥ {pv_s:.1f} (linear from the first {pv['objects']}; it grows faster)"
+        pv_text = (
+            f"{pv_s:.2f}"
+            if pv["objects"] == pv["of"]
+            else f"≥ {pv_s:.1f} (linear from the first {pv['objects']}; it grows faster)"
+        )
         ratio = pv_s / (row["cubes"]["blender_ms"] / 1000)
-        lines.append(f"| {row['r']}³ | {row['voxels']} | {cells[0]} | {cells[1]} | {cells[2]} | {pv_text} "
-                     f"| {'≥ ' if pv['objects'] < pv['of'] else ''}{ratio:.0f}× |")
-    lines += ["", "Command: `python build.py bench reconstruct` "
-              f"(= `.venv/bin/python tests/benchmarks/bench_reconstruct.py --reps {args.reps} "
-              f"--max-objects {args.max_objects}`)."]
+        lines.append(
+            f"| {row['r']}³ | {row['voxels']} | {cells[0]} | {cells[1]} | {cells[2]} | {pv_text} "
+            f"| {'≥ ' if pv['objects'] < pv['of'] else ''}{ratio:.0f}× |"
+        )
+    lines += [
+        "",
+        "Command: `python build.py bench reconstruct` "
+        f"(= `.venv/bin/python tests/benchmarks/bench_reconstruct.py --reps {args.reps} "
+        f"--max-objects {args.max_objects}`).",
+    ]
     print("\n".join(lines))
     return 0
 
