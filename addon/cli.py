@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     except VoxliftError as exc:
         print(f"voxlift: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a missing file, a full disk, a permission: one line naming the path
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"voxlift: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("voxlift: interrupted (run the same command again to resume)", file=sys.stderr)
         return 130

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = out / "run"
     _voxlift("train", "paired", "--data", str(dataset), "--out", str(run_dir), "--max-minutes", str(args.minutes))
     result = _capture_json("evaluate", "--checkpoint", str(run_dir), "--data", str(dataset), "--split", "test",
-                           "--json")
+                           "--json", "--no-fscore")
     baseline = _capture_json("baseline", "mean-shape", "--data", str(dataset), "--split", "test", "--json")
 
     recon = step_reconstruct(out, dataset, run_dir)
@@ -135,10 +135,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _iou(report: dict) -> float:
     """The overall IoU at threshold 0.3 of an evaluate/baseline JSON report."""
-    for key in ("iou@0.3", "iou_0.3", "IoU@0.3"):
-        if key in report.get("overall", {}):
-            return float(report["overall"][key])
-    raise VoxliftError(f"no IoU@0.3 in the report: {json.dumps(report)[:200]}")
+    try:
+        return float(report["summary"]["overall"]["iou@0.3"])
+    except (KeyError, TypeError, ValueError):
+        raise VoxliftError(f"no IoU@0.3 in the report: {json.dumps(report)[:200]}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

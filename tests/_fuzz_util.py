@@ -364,6 +364,24 @@ def parse_image_target(data: bytes, tmp: Path) -> None:
     assert image.ndim in (2, 3) and min(image.shape[:2]) >= 8
 
 
+def npy_seeds() -> list[bytes]:
+    rng = np.random.default_rng(2)
+    out = []
+    for a in (rng.integers(0, 256, (9, 12, 3), dtype=np.uint8), rng.random((16, 8)).astype(np.float32)):
+        buf = io.BytesIO()
+        np.save(buf, a)
+        out.append(buf.getvalue())
+    return out
+
+
+def parse_npy_target(data: bytes, tmp: Path) -> None:
+    """.npy arrays given to the reconstruct command (np.load without pickles; the header claims a shape)."""
+    from voxlift.cmd_reconstruct import load_image
+
+    image = load_image(_write(tmp, "fuzz.npy", data))
+    assert image.ndim in (2, 3) and min(image.shape[:2]) >= 8
+
+
 @dataclass
 class Target:
     name: str
@@ -384,6 +402,7 @@ TARGETS = {t.name: t for t in [
     Target("png", png_seeds, parse_png_target),
     Target("png-chunks", png_seeds, parse_png_chunks_target),
     Target("image", image_seeds, parse_image_target),
+    Target("npy", npy_seeds, parse_npy_target),
 ]}
 
 
@@ -407,31 +426,36 @@ class SmallDisk:
     size: int
     mounted: bool
     reason: str  # the strerror a write past the end gives: what the one-line error must carry
+    file_limit: int  # the stand-in's per-file cap (without a tmpfs)
 
     def run(self, cmd: list[str], **kw):
         """Run `cmd` against this disk. Without a tmpfs, RLIMIT_FSIZE in the child stands in for it (a write
-        past `size` bytes in one file fails with EFBIG instead of ENOSPC)."""
+        past `file_limit` bytes in one file fails with EFBIG instead of ENOSPC)."""
         import resource
         import subprocess
 
         def limit():
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (self.size, self.size))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_limit, self.file_limit))
 
         return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300,
                               preexec_fn=None if self.mounted else limit, **kw)
 
 
 @contextmanager
-def small_disk(path: Path, size: int):
-    """A `size`-byte filesystem at `path`: a tmpfs when mount works (root), else the RLIMIT_FSIZE stand-in."""
+def small_disk(path: Path, size: int, file_limit: int | None = None):
+    """A `size`-byte filesystem at `path`: a tmpfs when mount works (root), else the RLIMIT_FSIZE stand-in
+    with a per-file cap of `file_limit` (default `size`). VOXLIFT_TEST_NO_MOUNT=1 forces the stand-in."""
+    import os
     import subprocess
 
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                             check=False, capture_output=True).returncode == 0
+    mounted = not os.environ.get("VOXLIFT_TEST_NO_MOUNT") and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=False,
+        capture_output=True).returncode == 0
     try:
-        yield SmallDisk(path, size, mounted, "No space left on device" if mounted else "File too large")
+        yield SmallDisk(path, size, mounted, "No space left on device" if mounted else "File too large",
+                        file_limit or size)
     finally:
         if mounted and subprocess.run(["umount", str(path)], check=False, capture_output=True).returncode:
             subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
