@@ -55,6 +55,9 @@ def add_arguments(command: str, p) -> None:
 # ---------------------------------------------------------------------------------------------- images
 
 
+MAX_IMAGE_PIXELS = 50_000_000  # a 7000x7000 photo; reconstruct downsamples everything to the model's input
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as a numpy array, rows top first: [H, W] or [H, W, C], uint8/uint16 or float."""
     p = Path(path)
@@ -81,8 +84,15 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         return check_image(_load_with_blender(p), p)
     try:
         with Image.open(p) as im:
+            # Refuse by the header's claim before decoding: a few kB of GIF can claim 10^8 pixels, and Pillow
+            # only warns below 179 MP.
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise VoxliftError(f"{p}: {im.width}x{im.height} pixels is more than this voxlift reads "
+                                   f"({MAX_IMAGE_PIXELS} pixels); scale the image down first")
             im.load()
             a = np.asarray(im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"))
+    except VoxliftError:
+        raise
     except Exception as exc:
         raise VoxliftError(f"{p}: not an image this voxlift can read ({exc})") from None
     return check_image(a, p)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import VoxliftError
 
-MAX_DIM = 1024  # 1024^3 voxels is already 1 GiB as bools
+MAX_DIM = 512  # 512^3 voxels is 128 MiB as bools; ShapeNet ships 32^3 and 128^3 (at most 256^3 in the wild)
 
 
 @dataclass

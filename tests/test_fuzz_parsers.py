@@ -267,8 +267,6 @@ def test_npy_header_claiming_40_gigabytes_is_a_clean_error(tmp_path):
         res.stdout + res.stderr[-1000:]
 
 
-@pytest.mark.xfail(strict=True, reason="binvox.py (geometry engineer): MAX_DIM 1024 lets an 8 MB file of "
-                                       "runs decode into a 1 GiB grid (plus copies); see RELIABILITY.md")
 def test_binvox_file_of_a_few_megabytes_does_not_need_gigabytes():
     res = run_capped("""
         from voxlift.dataset_tools.binvox import parse_binvox
@@ -318,8 +316,6 @@ def test_regression_encrypted_entry_is_a_clean_error(tmp_path):
         Sh3fArchive(tmp_path / "enc.sh3f").read("PluginFurnitureCatalog.properties")
 
 
-@pytest.mark.xfail(strict=True, reason="cmd_reconstruct.load_image (add-on engineer): Pillow only warns below 179 MP, "
-                                       "so a tiny GIF decodes to hundreds of MB; see RELIABILITY.md (H)")
 def test_tiny_image_claiming_100_megapixels_is_refused_by_size(tmp_path):
     from PIL import Image
 
