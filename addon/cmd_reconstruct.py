@@ -25,6 +25,7 @@ import numpy as np
 
 from . import meshing
 from .dataset_tools.errors import VoxliftError
+from .dataset_tools.fileio import atomic_write_bytes
 
 CHILD_ENV = "VOXLIFT_BACKEND_CHILD"
 FORMATS = (".blend", ".obj", ".glb", ".binvox", ".npz")
@@ -319,19 +320,6 @@ def glb_bytes(vertices: np.ndarray, triangles: np.ndarray, name: str = "voxlift"
     )
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def object_frame_grid(probs: np.ndarray, viewer_centred: bool, azimuth: float) -> np.ndarray:
     """The grid axis-aligned in the object frame (binvox files cannot carry a rotation)."""
     if not viewer_centred or azimuth % 360 == 0:
@@ -364,7 +352,7 @@ def write_result(path: Path, name: str, probs: np.ndarray, viewer_centred: bool,
 
         write_obj(path, Mesh(verts, tris), comment=f"voxlift reconstruction of {name} ({args.mode})")
     elif ext == ".glb":
-        _atomic_write(path, glb_bytes(verts, tris, name))
+        atomic_write_bytes(path, glb_bytes(verts, tris, name))
 
 
 def write_blend(path: Path, names: list[str], probs: np.ndarray, viewer_centred: bool, args) -> None:

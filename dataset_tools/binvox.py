@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import VoxliftError
+from .fileio import atomic_write_bytes
 
 MAX_DIM = 512  # 512^3 voxels is 128 MiB as bools; ShapeNet ships 32^3 and 128^3 (at most 256^3 in the wild)
 
@@ -135,13 +136,4 @@ def write_binvox(path: str | os.PathLike, voxels: np.ndarray, translate=(-0.5, -
     """Write a .binvox file atomically (temp file, then rename): an existing file is never half-written."""
     path = Path(path)
     data = encode_binvox(voxels, translate, scale)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(path, data)

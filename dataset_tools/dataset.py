@@ -32,6 +32,7 @@ import numpy as np
 
 from .camera import View
 from .errors import VoxliftError
+from .fileio import atomic_write_bytes
 
 FORMAT = "voxlift-dataset"
 VERSION = 1
@@ -253,7 +254,7 @@ class DatasetWriter:
             self.manifest = old
         else:
             try:
-                _atomic_write(self.path / MANIFEST, json.dumps(manifest, indent=1).encode())
+                atomic_write_bytes(self.path / MANIFEST, json.dumps(manifest, indent=1).encode())
             except OSError as exc:
                 self.close()
                 raise VoxliftError(f"{self.path}: cannot write {MANIFEST} ({exc.strerror or exc})") from None
@@ -371,18 +372,6 @@ def _append_line(path: Path, record: dict, durable: bool) -> None:
         f.flush()
         if durable:
             os.fsync(f.fileno())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _same(a, b) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import VoxliftError
+from .fileio import atomic_write_bytes
 from .mesh import Mesh
 
 # A polygon with more corners than this is not furniture, it is a broken or hostile file; refusing it keeps
@@ -115,16 +116,7 @@ def write_obj(path: str | os.PathLike, mesh: Mesh, comment: str | None = None) -
     parts = [f"# {line}\n" for line in (comment or "").splitlines()]
     parts.append("".join(map("v %.17g %.17g %.17g\n".__mod__, map(tuple, v.tolist()))))
     parts.append("".join(map("f %d %d %d\n".__mod__, map(tuple, f.tolist()))))
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.writelines(parts)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(path, "".join(parts).encode("utf-8"))
 
 
 def _normalise_text(data: bytes, name: str) -> bytes:

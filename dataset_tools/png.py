@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import VoxliftError
+from .fileio import atomic_write_bytes
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_SIDE = 16384
@@ -261,11 +262,4 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write atomically: a temporary file next to the target, then os.replace (never a half-written PNG)."""
     data = encode_png(array)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)

@@ -59,7 +59,8 @@ def render_dataset(out: Path, synthetic: int) -> list[str]:
 # ---------------------------------------------------------------------------------------------- speed
 
 
-def speed(data: str, batch: int = 32, input_size: int | None = None) -> str:
+def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
+    """The training defaults on the CPU: batch 16, input min(S, 64) px."""
     from voxlift.backend.data import Augment, AugmentConfig, ViewDataset, make_loader
     from voxlift.backend.losses import voxel_loss
     from voxlift.backend.paired import build_model, resize_input
@@ -68,7 +69,7 @@ def speed(data: str, batch: int = 32, input_size: int | None = None) -> str:
     ds = open_dataset(data)
     train = ds.indices("train")
     items = ViewDataset(data, train)
-    size = input_size or ds.image_size
+    size = input_size or min(ds.image_size, 64)
 
     def loader_rate(workers: int, batches: int = 60):
         loader = make_loader(items, batch, seed=1, workers=workers)
