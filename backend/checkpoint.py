@@ -18,19 +18,10 @@ from pathlib import Path
 import torch
 
 from ..dataset_tools.errors import VoxliftError
+from ..dataset_tools.fileio import atomic_write_bytes  # temp file + fsync + os.replace
 
 META_KEY = "voxlift"
 BEST, LAST, CONFIG = "best.safetensors", "last.safetensors", "config.json"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_config(run_dir: Path, config: dict) -> None:
