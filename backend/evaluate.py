@@ -72,9 +72,14 @@ def report(result: dict, as_json: bool, title: str) -> None:
         print()
     else:
         print(format_table(result["summary"], title))
+        if "distribution" in result:
+            d = result["distribution"]
+            print("distribution of the predictions against the true grids (distance 1 - IoU): "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in d.items() if isinstance(v, float)))
 
 
 def run(args) -> int:
+    from .distribution_metrics import prediction_scores
     from .predict import load_predictor, to_object_frame
 
     predictor = load_predictor(args.checkpoint, args.device)
@@ -85,12 +90,16 @@ def run(args) -> int:
     with_f = not args.no_fscore
     scores = Scores(metric_names(THRESHOLDS, with_f))
     saved = [] if args.save_predictions else None
+    # One prediction per model (view i mod V) for the distribution metrics, so both sets have one grid a model.
+    picked, truths = [], []
     progress = _progress(len(models), "evaluate", args.json)
     for m in models:
         probs = predictor.predict(np.asarray(ds.images[m]), batch_size=args.batch_size)
         if predictor.viewer_centred:
             probs = to_object_frame(probs, [v.azimuth for v in ds.views_of(int(m))])
         score_model(scores, ds.models[m].category, probs, np.asarray(ds.voxels[m]), with_f)
+        picked.append(probs[len(picked) % len(probs)][None])
+        truths.append(np.asarray(ds.voxels[m]))
         if saved is not None:
             saved.append(probs.astype(np.float16))
         progress.update(1)
@@ -100,6 +109,8 @@ def run(args) -> int:
     result = {"checkpoint": str(predictor.path), "kind": predictor.config["kind"],
               "viewer_centred": predictor.viewer_centred, "data": str(args.data), "split": args.split,
               "summary": scores.summary()}
+    if len(picked) >= 2:  # MMD, coverage and 1-NNA with 1 - IoU as the distance, against the true grids
+        result["distribution"] = prediction_scores(picked, truths)
     report(result, args.json, f"{predictor.path} on {args.data} ({args.split})")
     return 0
 

@@ -26,6 +26,17 @@ def kind_module(kind: str):
     return importlib.import_module(f"{__package__}.{KINDS[kind][0]}")
 
 
+def run_kind(args) -> int:
+    """Train args.kind into args.out, holding the run folder's lock (rank 0 only: under torchrun the other
+    ranks write nothing there), so a second training on the same --out is refused."""
+    from ..dataset_tools.fileio import FolderLock
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return int(kind_module(args.kind).main(args) or 0)
+    with FolderLock(args.out, "training into"):
+        return int(kind_module(args.kind).main(args) or 0)
+
+
 def add_kind_parsers(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
     for kind, (_, help_text) in KINDS.items():
@@ -66,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     add_kind_parsers(parser)
     args = parser.parse_args(argv)
     try:
-        return int(kind_module(args.kind).main(args) or 0)
+        return run_kind(args)
     except VoxliftError as exc:
         print(f"voxlift: error: {exc}", file=sys.stderr)
         return 1

@@ -21,3 +21,38 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+class FolderLock:
+    """An exclusive lock on an output folder (a dataset, a training run), held until release() or exit.
+
+    flock on `<folder>/.lock`: the kernel drops it when the holder dies, so a crashed run never leaves the
+    folder locked; a second process is refused at once with a message naming the folder."""
+
+    def __init__(self, folder: str | os.PathLike, what: str = "writing"):
+        import fcntl
+
+        from .errors import VoxliftError
+
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.folder / ".lock", "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise VoxliftError(f"{self.folder}: another voxlift process is {what} this folder "
+                               "(wait for it to finish or stop it)") from None
+
+    def release(self) -> None:
+        import fcntl
+
+        if not self._file.closed:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

@@ -50,9 +50,6 @@ def test_second_render_is_refused_and_a_killed_holder_leaves_no_stuck_lock(tmp_p
     assert len(open_dataset(out)) == max(kept, 40) and f"{min(kept, 40)} already there" in res.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="backend/paired.py (paired engineer): a run folder has no lock, so a second "
-                                       "`voxlift train` on the same --out runs alongside the first and both write "
-                                       "its checkpoints")
 def test_second_training_on_one_run_folder_is_refused(tmp_path):
     from _paired_util import make_dataset
 

@@ -229,8 +229,6 @@ def test_training_on_a_full_disk_keeps_the_last_good_checkpoint(full_disk_traini
     print("full disk: last good checkpoint at step", step, "| stderr:", res.stderr.strip().splitlines()[-1:])
 
 
-@pytest.mark.xfail(strict=True, reason="backend (paired engineer): a full disk while saving a checkpoint ends in an "
-                                       "OSError traceback, and checkpoint.atomic_write_bytes leaves its temp file")
 def test_training_on_a_full_disk_says_so_in_one_line(full_disk_training):
     res, run_dir, disk = full_disk_training
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]

@@ -72,6 +72,13 @@ def test_evaluate_json_and_saved_predictions_in_the_object_frame(checkpoint, tmp
     truth = np.repeat(np.asarray(ds.voxels)[:, None], 8, 1).reshape(-1, 32, 32, 32)
     ious = iou(npz["probs"].reshape(-1, 32, 32, 32).astype(np.float32), truth)
     assert summary["overall"]["iou@0.3"] == pytest.approx(ious[:, 0].mean(), abs=2e-3)
+    # Distribution metrics of one prediction per model (view i mod V) against the true grids.
+    from voxlift.backend.distribution_metrics import prediction_scores
+
+    dist = result["distribution"]
+    assert {"mmd", "coverage", "nna"} <= set(dist) and 0 <= dist["coverage"] <= 1 and 0 <= dist["nna"] <= 1
+    again = prediction_scores([npz["probs"][i].astype(np.float32) for i in range(4)], np.asarray(ds.voxels))
+    assert dist["mmd"] == pytest.approx(again["mmd"], abs=2e-3)
 
 
 def test_evaluate_reads_per_model_cameras_like_r2n2(checkpoint, tmp_path, capsys):
