@@ -85,13 +85,14 @@ def step_reconstruct(out: Path, dataset_path: Path, run: Path, count: int = 8) -
         path = out / "inputs" / f"{ds.models[i].id.replace('/', '_').replace(':', '_')}_v{view}.png"
         write_png(path, rgba)
         inputs.append((i, view, path))
+    # Threshold 0.3, the one the IoU is reported at (Pix2Vox's and 3D-R2N2's convention).
     _voxlift("reconstruct", *[str(p) for _, _, p in inputs], "--checkpoint", str(run),
-             "--out", str(out / "reconstruction.blend"))
+             "--out", str(out / "reconstruction.blend"), "--threshold", "0.3")
     for i, view, path in inputs:
         az = ds.views_of(i)[view]
         binvox = out / "inputs" / (path.stem + ".binvox")
         _voxlift("reconstruct", str(path), "--checkpoint", str(run), "--out", str(binvox),
-                 "--azimuth", str(az.azimuth))
+                 "--azimuth", str(az.azimuth), "--threshold", "0.3")
         pred = read_binvox(binvox).voxels
         tiles += [ds.images[i, view], grid_preview(pred, ds.image_size, az.azimuth, az.elevation),
                   grid_preview(ds.voxels[i], ds.image_size, az.azimuth, az.elevation)]
