@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..dataset_tools.dataset import open_dataset
-from ..dataset_tools.errors import VoxliftError
 from . import checkpoint as ckpt
 from .cyclegan import SPECTRAL, _check
 from .losses import positive_weight, voxel_loss
@@ -52,13 +51,7 @@ class CrossAutoencoders(nn.Module):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--out", required=True, help="run folder")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="training steps (default 1000 unless --max-minutes)")
-    budget.add_argument("--max-minutes", type=float, help="train for this long")
-    p.add_argument("--resume", action="store_true", help="continue RUN/last.safetensors (fresh if none)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ckpt.add_run_arguments(p, "training steps (default 1000 unless --max-minutes)")
     p.add_argument("--pairing", default="disjoint", choices=PAIRINGS, help="as for train cyclegan")
     p.add_argument("--views", type=int, nargs="+", help="only these views' renderings (default: every view)")
     p.add_argument("--categories", nargs="+", help="train on these categories only")
@@ -109,10 +102,7 @@ def validate(model: CrossAutoencoders, ds, split: str, config: dict, device, lim
 
 def train(args, device: torch.device, stop_after: int | None = None) -> int:
     out = Path(args.out)
-    last_path = out / ckpt.LAST
-    resuming = args.resume and last_path.is_file()
-    if last_path.is_file() and not args.resume:
-        raise VoxliftError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
+    last_path, resuming = ckpt.resume_state(out, args.resume)
     ds = open_dataset(args.data)
     tensors, meta = ckpt.load_checkpoint(last_path, kinds=(KIND,)) if resuming else (None, None)
     config = meta["config"] if resuming else config_from_args(args, ds)

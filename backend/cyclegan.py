@@ -158,13 +158,8 @@ class ImagePool:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--out", required=True, help="run folder: checkpoints, config.json, log.jsonl, TensorBoard")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="generator steps (default 2000 unless --max-minutes)")
-    budget.add_argument("--max-minutes", type=float, help="train for this long (the lr decay follows the clock)")
-    p.add_argument("--resume", action="store_true", help="continue RUN/last.safetensors (fresh if none)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ckpt.add_run_arguments(p, "generator steps (default 2000 unless --max-minutes)",
+                           "train for this long (the lr decay follows the clock)")
     p.add_argument("--gan", default="wgan-gp", choices=GAN_KINDS, help="adversarial loss (default wgan-gp)")
     p.add_argument("--spectral", default="critics", choices=SPECTRAL,
                    help="spectral normalisation on every layer of the critics (default), of all networks, or none")
@@ -313,10 +308,7 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
     the networks are fed; `stop_after` ends the process after that many steps as if it had been killed
     right after a checkpoint (for resume tests)."""
     out = Path(args.out)
-    last_path = out / ckpt.LAST
-    resuming = args.resume and last_path.is_file()
-    if last_path.is_file() and not args.resume:
-        raise VoxliftError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
+    last_path, resuming = ckpt.resume_state(out, args.resume)
     ds = open_dataset(args.data)
     if resuming:
         tensors, meta = ckpt.load_checkpoint(last_path, kinds=(KIND,))

@@ -70,14 +70,9 @@ def resize_input(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="dataset folder (voxlift render / import-r2n2)")
-    p.add_argument("--out", required=True, help="run folder: checkpoints, config.json, TensorBoard logs")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="training steps (default 2000 unless --max-minutes)")
-    budget.add_argument("--max-minutes", type=float, help="train for this long (the schedule is fitted to it)")
+    ckpt.add_run_arguments(p, "training steps (default 2000 unless --max-minutes)",
+                           "train for this long (the schedule is fitted to it)")
     p.add_argument("--batch-size", type=int, help="per process (default 16 on the CPU, 64 on CUDA)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--resume", action="store_true", help="continue RUN/last.safetensors (fresh if none)")
     p.add_argument("--categories", nargs="+", help="train on these categories only (e.g. chair)")
     p.add_argument("--object-frame", action="store_true",
                    help="predict grids in the object frame (default: viewer-centred, rotated by the azimuth)")
@@ -158,10 +153,7 @@ def main(args) -> int:
 def _train(args, rank: int, world: int, device: torch.device) -> int:
     torch.manual_seed(args.seed)
     out = Path(args.out)
-    last_path = out / ckpt.LAST
-    resuming = args.resume and last_path.is_file()
-    if last_path.is_file() and not args.resume:
-        raise VoxliftError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
+    last_path, resuming = ckpt.resume_state(out, args.resume)
     ds = open_dataset(args.data)
     if resuming:
         tensors, meta = ckpt.load_checkpoint(last_path, kinds=(KIND,))
