@@ -33,7 +33,7 @@ def run_kind(args) -> int:
 
     if int(os.environ.get("RANK", "0")) != 0:
         return int(kind_module(args.kind).main(args) or 0)
-    with FolderLock(args.out, "training into"):
+    with FolderLock(args.out, "training into this folder"):
         return int(kind_module(args.kind).main(args) or 0)
 
 

@@ -21,7 +21,6 @@ lines, so a dataset is valid at every instant, even while it is being written.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -32,7 +31,7 @@ import numpy as np
 
 from .camera import View
 from .errors import VoxliftError
-from .fileio import atomic_write_bytes
+from .fileio import FolderLock, atomic_write_bytes
 
 FORMAT = "voxlift-dataset"
 VERSION = 1
@@ -232,13 +231,7 @@ class DatasetWriter:
                  views: list[View] | None, extra_manifest: dict | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.path / LOCK, "a+")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise VoxliftError(f"{self.path}: another voxlift process is writing this dataset "
-                               "(wait for it to finish or stop it)") from None
+        self._lock = FolderLock(self.path, "writing this dataset")  # the one writer of this folder
         manifest = {"format": FORMAT, "version": VERSION, "image_size": image_size,
                     "views_per_model": views_per_model, "resolution": resolution,
                     "voxel_to_world": voxel_to_world(resolution).tolist(),
@@ -355,9 +348,7 @@ class DatasetWriter:
             except OSError:  # a full disk: what did not reach it is uncommitted, cut off by the next writer
                 pass
         self._files = {}
-        if self._lock and not self._lock.closed:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+        self._lock.release()
 
     def __enter__(self):
         return self

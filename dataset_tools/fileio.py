@@ -29,7 +29,7 @@ class FolderLock:
     flock on `<folder>/.lock`: the kernel drops it when the holder dies, so a crashed run never leaves the
     folder locked; a second process is refused at once with a message naming the folder."""
 
-    def __init__(self, folder: str | os.PathLike, what: str = "writing"):
+    def __init__(self, folder: str | os.PathLike, activity: str = "writing this folder"):
         import fcntl
 
         from .errors import VoxliftError
@@ -41,7 +41,7 @@ class FolderLock:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._file.close()
-            raise VoxliftError(f"{self.folder}: another voxlift process is {what} this folder "
+            raise VoxliftError(f"{self.folder}: another voxlift process is {activity} "
                                "(wait for it to finish or stop it)") from None
 
     def release(self) -> None:
