@@ -77,12 +77,14 @@ def test_losses_on_known_scores():
         critic_loss("vanilla", real, fake)
 
 
-@pytest.mark.parametrize("critic", [Critic2D(layers=3, width=8, spectral=True),
-                                    Critic3D(layers=2, width=8, spectral=True)])
-def test_spectral_normalised_layers_have_spectral_norm_one(critic):
+@pytest.mark.parametrize("make_critic", [lambda: Critic2D(layers=3, width=8, spectral=True),
+                                         lambda: Critic3D(layers=2, width=8, spectral=True)])
+def test_spectral_normalised_layers_have_spectral_norm_one(make_critic):
+    torch.manual_seed(0)  # power iteration converges slowly when the top singular values are close
+    critic = make_critic()
     x = torch.randn(4, 1, *([16] * critic.dims))
     critic.train()
-    for _ in range(30):  # each forward pass runs one power iteration
+    for _ in range(200):  # each forward pass runs one power iteration
         critic(x)
     layers = [m for m in critic.modules() if hasattr(m, "parametrizations")]
     convs = [m for m in critic.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))]
