@@ -27,7 +27,7 @@ from . import checkpoint as ckpt
 from .cyclegan import SPECTRAL, _check
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
-from .networks import NORMS, ImageDecoder, ImageEncoder, VoxelDecoder, VoxelEncoder
+from .networks import HEADS, NORMS, ImageDecoder, ImageEncoder, VoxelDecoder, VoxelEncoder, decoder_head
 from .unpaired_data import PAIRINGS, UnpairedSampler, load_pairs, split_domains
 
 KIND = "autoencoder"
@@ -39,9 +39,9 @@ class CrossAutoencoders(nn.Module):
         s, r, z = config["input_size"], config["resolution"], config["latent_dim"]
         ew, dw, norm, sn = config["encoder_width"], config["decoder_width"], config["norm"], config["spectral"] == "all"
         self.enc2d = ImageEncoder(s, z, ew, norm, sn)
-        self.dec3d = VoxelDecoder(r, z, dw, norm, sn)
+        self.dec3d = VoxelDecoder(r, z, dw, norm, sn, decoder_head(config))
         self.enc3d = VoxelEncoder(r, z, ew, norm, sn)
-        self.dec2d = ImageDecoder(s, z, dw, norm, sn)
+        self.dec2d = ImageDecoder(s, z, dw, norm, sn, decoder_head(config))
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.dec2d(self.enc2d(x)))
@@ -59,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
+    p.add_argument("--decoder-head", default="shuffle", choices=HEADS,
+                   help="last doubling of both decoders: sub-pixel shuffle (default, faster) or transposed convolution")
     p.add_argument("--norm", default="batch", choices=NORMS)
     p.add_argument("--spectral", default="critics", choices=SPECTRAL,
                    help="as for train cyclegan: only 'all' changes the generators")
@@ -74,9 +76,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args, ds) -> dict:
     return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()), "image_size": ds.image_size,
-            "input_size": args.input_size or ds.image_size, "resolution": ds.resolution, "viewer_centred": True,
+            "input_size": args.input_size or min(ds.image_size, 64), "resolution": ds.resolution, "viewer_centred": True,
             "views": args.views, "categories": args.categories, "latent_dim": args.latent_dim,
-            "encoder_width": args.encoder_width, "decoder_width": args.decoder_width, "norm": args.norm,
+            "encoder_width": args.encoder_width, "decoder_width": args.decoder_width, "decoder_head": args.decoder_head, "norm": args.norm,
             "spectral": args.spectral, "pairing": args.pairing, "pos_weight": args.pos_weight, "lr": args.lr,
             "batch_size": args.batch_size, "explode": args.explode, "seed": args.seed}
 

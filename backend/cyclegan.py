@@ -51,7 +51,17 @@ from .gan_losses import (
 )
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
-from .networks import NORMS, Critic2D, Critic3D, ImageDecoder, ImageEncoder, VoxelDecoder, VoxelEncoder
+from .networks import (
+    HEADS,
+    NORMS,
+    Critic2D,
+    Critic3D,
+    ImageDecoder,
+    ImageEncoder,
+    VoxelDecoder,
+    VoxelEncoder,
+    decoder_head,
+)
 from .unpaired_data import PAIRINGS, UnpairedSampler, load_pairs, split_domains
 
 KIND = "cyclegan"
@@ -79,9 +89,9 @@ class CycleGAN(nn.Module):
         g_sn = config["spectral"] == "all"
         c_sn = config["spectral"] in ("critics", "all")
         self.enc2d = ImageEncoder(s, z, ew, norm, g_sn)
-        self.dec3d = VoxelDecoder(r, z, dw, norm, g_sn)
+        self.dec3d = VoxelDecoder(r, z, dw, norm, g_sn, decoder_head(config))
         self.enc3d = VoxelEncoder(r, z, ew, norm, g_sn)
-        self.dec2d = ImageDecoder(s, z, dw, norm, g_sn)
+        self.dec2d = ImageDecoder(s, z, dw, norm, g_sn, decoder_head(config))
         cw, cn = config["critic_width"], config["critic_norm"]
         self.critic2d = Critic2D(_critic_layers(s, 4), cw, 1, cn, c_sn)
         self.critic3d = Critic3D(_critic_layers(r, 3), cw, 1, cn, c_sn)
@@ -114,7 +124,7 @@ class ImageToVoxels(nn.Module):
         self.enc2d = ImageEncoder(config["input_size"], config["latent_dim"], config["encoder_width"],
                                   config["norm"], g_sn)
         self.dec3d = VoxelDecoder(config["resolution"], config["latent_dim"], config["decoder_width"],
-                                  config["norm"], g_sn)
+                                  config["norm"], g_sn, decoder_head(config))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dec3d(self.enc2d(x))
@@ -183,6 +193,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
+    p.add_argument("--decoder-head", default="shuffle", choices=HEADS,
+                   help="last doubling of both decoders: sub-pixel shuffle (default, faster) or transposed convolution")
     p.add_argument("--critic-width", type=int, default=16)
     p.add_argument("--norm", default="batch", choices=NORMS, help="generators' normalisation")
     p.add_argument("--critic-norm", default="none", choices=tuple(n for n in NORMS if n != "batch"))
@@ -202,12 +214,12 @@ def config_from_args(args, ds) -> dict:
     gan = args.gan
     stats = dataset_statistics(ds, ds.indices("train", args.categories))
     return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()),
-            "image_size": ds.image_size, "input_size": args.input_size or ds.image_size,
+            "image_size": ds.image_size, "input_size": args.input_size or min(ds.image_size, 64),
             "resolution": ds.resolution, "viewer_centred": True, "views": args.views,
             "categories": args.categories, "background": stats["background"], "fill": stats["fill"],
             "occupancy": stats["occupancy"],
             "latent_dim": args.latent_dim, "encoder_width": args.encoder_width,
-            "decoder_width": args.decoder_width, "critic_width": args.critic_width, "norm": args.norm,
+            "decoder_width": args.decoder_width, "decoder_head": args.decoder_head, "critic_width": args.critic_width, "norm": args.norm,
             "critic_norm": args.critic_norm, "spectral": args.spectral, "gan": gan,
             "n_critic": args.n_critic or (5 if gan == "wgan-gp" else 1), "gp_weight": args.gp_weight,
             "beta1": args.beta1 if args.beta1 is not None else (0.0 if gan == "wgan-gp" else 0.5),
@@ -299,6 +311,9 @@ def _same_shape(config: dict, other: dict, source) -> None:
         if config[key] != other.get(key):
             raise VoxliftError(f"{source}: its networks have {key} {other.get(key)!r}, this run {config[key]!r}; "
                                "train the autoencoder with the same network options")
+    if decoder_head(config) != decoder_head(other):
+        raise VoxliftError(f"{source}: its decoders have head {decoder_head(other)!r}, this run "
+                           f"{decoder_head(config)!r}; train the autoencoder with the same --decoder-head")
     if (config["spectral"] == "all") != (other.get("spectral") == "all"):
         raise VoxliftError(f"{source}: spectral normalisation of the generators differs from this run's")
 

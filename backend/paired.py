@@ -28,32 +28,67 @@ from . import checkpoint as ckpt
 from .data import Augment, AugmentConfig, ViewDataset, dataset_statistics, make_loader
 from .losses import LOSSES, positive_weight, voxel_loss
 from .metrics import iou
-from .networks import NORMS, ImageEncoder, VoxelDecoder
+from .networks import HEADS, NORMS, ImageEncoder, VoxelDecoder
 
 KIND = "paired"
 
 
 class PairedNet(nn.Module):
-    """[B, 1, S, S] images in [-1, 1] -> logits [B, R, R, R]."""
+    """[B, 1, S, S] images in [-1, 1] -> logits [B, R, R, R].
+
+    With `lift` (viewer-centred runs' default), the encoder's 8x8 feature map is also lifted into the 3D
+    decoder's 8^3 block: a 1x1 convolution gives every image cell a column of features along the viewing
+    direction, added to the decoder's own (image columns -> x, rows -> z flipped, depth -> y: the viewer
+    frame seen from azimuth 0, camera on -Y). Where a leg or a rod is in the image survives this path,
+    while the latent vector alone blurs it."""
+
+    LIFT = 8  # the lifted block's side (image cells and 3D cells)
 
     def __init__(self, image_size: int, resolution: int, latent_dim: int, encoder_width: int,
-                 decoder_width: int, norm: str):
+                 decoder_width: int, norm: str, decoder_head: str = "deconv", lift: bool = False):
         super().__init__()
         self.encoder = ImageEncoder(image_size, latent_dim, encoder_width, norm)
-        self.decoder = VoxelDecoder(resolution, latent_dim, decoder_width, norm)
+        self.decoder = VoxelDecoder(resolution, latent_dim, decoder_width, norm, head=decoder_head)
+        self.lift = None
+        if lift:
+            if image_size < 2 * self.LIFT or resolution < 2 * self.LIFT:
+                raise ValueError(f"lift needs images and grids of at least {2 * self.LIFT} (got {image_size}, "
+                                 f"{resolution})")
+            # encoder blocks are (conv, norm, activation): the map is 8x8 after log2(S / 8) of them
+            self.enc_cut = 3 * round(math.log2(image_size / self.LIFT))
+            enc_ch = self.encoder.features[self.enc_cut - 3].out_channels
+            # decoder: (norm, relu), then (deconv, norm, relu) blocks from 4^3: 8^3 after the first block
+            self.dec_cut = 5
+            self.dec_ch = self.decoder.net[2].out_channels
+            self.lift = nn.Conv2d(enc_ch, self.dec_ch * self.LIFT, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.encoder(x)
         d = self.decoder
-        # channels-last 3D activations: on the CPU the 3D convolutions run several times faster so
-        # (a Conv3d to one channel in the default layout takes a slow path: 8x slower measured here).
-        h = d.fc(z).view(z.shape[0], d.c0, *([4] * d.dims)).contiguous(memory_format=torch.channels_last_3d)
-        return d.net(h).squeeze(1)
+        if self.lift is None:
+            z = self.encoder(x)
+            # channels-last 3D activations: on the CPU the 3D convolutions run several times faster so
+            # (a Conv3d to one channel in the default layout takes a slow path: 8x slower measured here).
+            return d.finish(d.features(z).contiguous(memory_format=torch.channels_last_3d)).squeeze(1)
+        e = self.encoder
+        f8 = e.features[:self.enc_cut](x)
+        z = e.fc(torch.flatten(e.features[self.enc_cut:](f8), 1))
+        h = d.net[:self.dec_cut](d.features(z).contiguous(memory_format=torch.channels_last_3d))
+        h = h + lift_to_grid(self.lift(f8), self.dec_ch).contiguous(memory_format=torch.channels_last_3d)
+        return d.shuffle(d.net[self.dec_cut:](h)).squeeze(1)
+
+
+def lift_to_grid(columns: torch.Tensor, channels: int) -> torch.Tensor:
+    """[B, C*D, n, n] image-aligned feature columns -> [B, C, n, D, n] in the viewer frame's [x, y, z]:
+    image column -> x, depth -> y (away from the camera), image row -> z flipped (row 0 is the top)."""
+    b, cd, n, _ = columns.shape
+    return columns.view(b, channels, cd // channels, n, n).permute(0, 1, 4, 2, 3).flip(-1)
 
 
 def build_model(config: dict) -> PairedNet:
+    # Runs from before these options: "deconv" head, no lift.
     model = PairedNet(config["input_size"], config["resolution"], config["latent_dim"], config["encoder_width"],
-                      config["decoder_width"], config["norm"])
+                      config["decoder_width"], config["norm"], config.get("decoder_head", "deconv"),
+                      config.get("lift", False))
     model.decoder.to(memory_format=torch.channels_last_3d)
     return model
 
@@ -81,7 +116,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "image, limits a 32^3 grid, and 64 px quarters the encoder's cost)")
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
-    p.add_argument("--decoder-width", type=int, default=8)
+    p.add_argument("--decoder-width", type=int, default=16)
+    p.add_argument("--decoder-head", default="shuffle", choices=HEADS,
+                   help="last doubling of the 3D decoder: sub-voxel shuffle (default, several times faster on the "
+                        "CPU) or a transposed convolution")
+    p.add_argument("--no-lift", action="store_true",
+                   help="the latent vector alone joins encoder and decoder (default: the image's 8x8 features "
+                        "are also lifted into the decoder's 8^3 block, in viewer-centred runs)")
     p.add_argument("--norm", default="batch", choices=NORMS)
     p.add_argument("--loss", default="weighted-bce", choices=LOSSES)
     p.add_argument("--pos-weight", type=float,
@@ -106,7 +147,8 @@ def config_from_args(args, ds, train_models: np.ndarray) -> dict:
     return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()),
             "image_size": ds.image_size, "input_size": input_size, "resolution": ds.resolution,
             "latent_dim": args.latent_dim, "encoder_width": args.encoder_width,
-            "decoder_width": args.decoder_width, "norm": args.norm, "viewer_centred": not args.object_frame,
+            "decoder_width": args.decoder_width, "decoder_head": args.decoder_head,
+            "lift": not args.no_lift and not args.object_frame, "norm": args.norm, "viewer_centred": not args.object_frame,
             "categories": args.categories, "loss": args.loss,
             "pos_weight": args.pos_weight or positive_weight(stats["occupancy"]),
             "occupancy": stats["occupancy"], "background": stats["background"], "fill": stats["fill"],
@@ -275,7 +317,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
             elif total is not None and step >= total:
                 break  # a step budget, or several processes: they stop together at the fitted total
             batch = next(it)
-            x, target = augment(batch, device, step=step)
+            x, target = augment(batch, device, step=step, size=config["input_size"])
             x = resize_input(x, config["input_size"])
             if amp:
                 x = x.contiguous(memory_format=torch.channels_last)

@@ -47,10 +47,14 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+THREADS: dict[str, str] = {}  # OMP_NUM_THREADS for every run, when --jobs shares the cores
+
+
 def voxlift(*args, capture=True) -> str:
     cmd = [sys.executable, "-m", "voxlift.cli", *map(str, args)]
     log("+ voxlift", " ".join(map(str, args)))
-    res = subprocess.run(cmd, check=False, cwd=ROOT, stdout=subprocess.PIPE if capture else sys.stderr, text=True)
+    res = subprocess.run(cmd, check=False, cwd=ROOT, stdout=subprocess.PIPE if capture else sys.stderr, text=True,
+                         env={**os.environ, **THREADS})
     if res.returncode != 0:
         raise RuntimeError(f"voxlift {' '.join(map(str, args))} failed ({res.returncode})")
     return res.stdout if capture else ""
@@ -147,7 +151,11 @@ def main() -> int:
     ap.add_argument("--ae-share", type=float, default=0.25, help="share of (c)'s budget spent on the autoencoders")
     ap.add_argument("--cyclegan-args", help="more options for every `train cyclegan` (quoted)")
     ap.add_argument("--synthetic", type=int, default=300, help="procedural models when the dataset is rendered")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs at once, each with cores/jobs threads (every run of one seed shares the machine alike)")
     args = ap.parse_args()
+    if args.jobs > 1:
+        THREADS["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
     WORK.mkdir(parents=True, exist_ok=True)
     render_cmd = []
     data = args.data
@@ -164,12 +172,24 @@ def main() -> int:
     commands: list = []
     names = [*args.configs, *([] if args.no_paired else ["paired"])]
     results: dict[str, list[dict]] = {n: [] for n in names}
-    for seed in args.seeds:  # seeds outermost: a budget cut short still leaves every configuration compared
-        for n in names:
-            # Every seed runs the same commands but for --seed and the run folder: the first seed's are listed.
-            listed = commands if seed == args.seeds[0] else []
-            results[n].append(train_config(n, seed, data, args.minutes_per_run, args, listed))
-            log(n, seed, json.dumps(results[n][-1]))
+    # Seeds outermost: a budget cut short still leaves every configuration compared. Every seed runs the same
+    # commands but for --seed and the run folder: the first seed's are listed.
+    tasks = [(n, seed) for seed in args.seeds for n in names]
+    first: dict[str, list] = {n: [] for n in names}
+
+    def run(task):
+        n, seed = task
+        r = train_config(n, seed, data, args.minutes_per_run, args, first[n] if seed == args.seeds[0] else [])
+        log(n, seed, json.dumps(r))
+        return r
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for (n, _), r in zip(tasks, pool.map(run, tasks)):
+            results[n].append(r)
+    for n in names:
+        commands.extend(first[n])
     ms_cmd = ["baseline", "mean-shape", "--data", data, "--split", "test", "--json", "--no-fscore"]
     ms = json.loads(voxlift(*ms_cmd))["summary"]["overall"]
     ms.update(mean_shape_distribution(data))
@@ -214,7 +234,8 @@ def main() -> int:
     lines = [
         "## Unpaired CycleGAN (renderings <-> 32^3 grids of different models)", "",
         "```", summary, "```", "",
-        (f"Every run trained {args.minutes_per_run:g} min on this machine's CPU (wall clock; (c): "
+        (f"Every run trained {args.minutes_per_run:g} min on this machine's CPU (wall clock, "
+         f"{args.jobs} run(s) at once, {THREADS.get('OMP_NUM_THREADS', 'all')} thread(s) each; (c): "
          f"{100 * args.ae_share:.0f}% autoencoders, then the CycleGAN), input {args.input_size or 'dataset'} px, "
          f"seeds {', '.join(map(str, args.seeds))}. Disjoint pairing: the renderings and the grids come from "
          "two disjoint halves of the training models. Test split, every view; IoU in the object frame "

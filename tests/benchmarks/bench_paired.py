@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -89,11 +90,20 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
     batch0 = next(iter(make_loader(items, batch, seed=2, workers=0)))
     t0, c0 = time.perf_counter(), time.process_time()
     for s in range(10):
-        aug(batch0, torch.device("cpu"), step=s)
+        aug(batch0, torch.device("cpu"), step=s, size=size)
     aug_cpu = (time.process_time() - c0) / (10 * batch)
 
-    config = {"input_size": size, "resolution": ds.resolution, "latent_dim": 256, "encoder_width": 16,
-              "decoder_width": 8, "norm": "batch"}
+    # the model `voxlift train paired` builds with its defaults
+    import argparse as _argparse
+
+    from voxlift.backend.paired import add_arguments
+
+    p = _argparse.ArgumentParser()
+    add_arguments(p)
+    d = p.parse_args(["--data", data, "--out", "-"])
+    config = {"input_size": size, "resolution": ds.resolution, "latent_dim": d.latent_dim,
+              "encoder_width": d.encoder_width, "decoder_width": d.decoder_width, "norm": d.norm,
+              "decoder_head": d.decoder_head, "lift": not d.no_lift}
     model = build_model(config)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loader = make_loader(items, batch, seed=3, workers=1)
@@ -102,7 +112,7 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
     for s in range(steps + warm):
         if s == warm:
             t0, c0 = time.perf_counter(), time.process_time()
-        x, target = aug(next(it), torch.device("cpu"), step=s)
+        x, target = aug(next(it), torch.device("cpu"), step=s, size=size)
         loss = voxel_loss(model(resize_input(x, size)), target, "weighted-bce", 30.0)
         opt.zero_grad()
         loss.backward()
@@ -115,8 +125,9 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
         "",
         (f"Dataset `{data}`: {len(train)} training models x {ds.views_per_model} views, "
          f"{ds.image_size} px images (network input {size} px), {ds.resolution}^3 grids; batch {batch}; "
-         f"torch {torch.__version__}, {threads} threads. Default model: latent 256, encoder width 16, "
-         "decoder width 8, batch norm."),
+         f"torch {torch.__version__}, {threads} threads. Default model: latent {d.latent_dim}, encoder width "
+         f"{d.encoder_width}, decoder width {d.decoder_width}, {d.decoder_head} head, "
+         f"{'lifted image features, ' if not d.no_lift else ''}{d.norm} norm; augmentation on (the trainer's default)."),
         "",
         "| what | samples/s (wall) | CPU ms / sample | vs training step |",
         "|---|---:|---:|---:|",
@@ -153,10 +164,10 @@ def ceiling(data: str) -> dict:
     return {c: float(np.mean(v)) for c, v in out.items()}
 
 
-def quality(data: str, minutes: float, chair_minutes: float, commands: list[str]) -> str:
+def quality(data: str, minutes: float, chair_minutes: float, commands: list[str], train_args: list[str]) -> str:
     runs = WORK / f"runs-{int(time.time())}"
     full, chairs = runs / "all", runs / "chairs"
-    train_cmd = ["train", "paired", "--data", data, "--out", full, "--max-minutes", minutes, "--quiet"]
+    train_cmd = ["train", "paired", "--data", data, "--out", full, "--max-minutes", minutes, *train_args, "--quiet"]
     t0 = time.time()
     voxlift(*train_cmd, capture=False)
     train_s = time.time() - t0
@@ -167,7 +178,7 @@ def quality(data: str, minutes: float, chair_minutes: float, commands: list[str]
     rt_cmd = ["baseline", "retrieval", "--data", data, "--split", "test", "--json"]
     retrieval = json.loads(voxlift(*rt_cmd))
     ch_cmd = ["train", "paired", "--data", data, "--out", chairs, "--categories", "chair",
-              "--max-minutes", chair_minutes, "--quiet"]
+              "--max-minutes", chair_minutes, *train_args, "--quiet"]
     voxlift(*ch_cmd, capture=False)
     ch_ev_cmd = ["evaluate", "--checkpoint", chairs, "--data", data, "--split", "test", "--json"]
     chairs_model = json.loads(voxlift(*ch_ev_cmd))
@@ -204,7 +215,9 @@ def quality(data: str, minutes: float, chair_minutes: float, commands: list[str]
         (f"Model trained {train_s / 60:.1f} min on the CPU ({meta['step']} steps of {cfg['batch_size']}, "
         f"input {cfg['input_size']} px, latent {cfg['latent_dim']}, widths {cfg['encoder_width']}/"
         f"{cfg['decoder_width']}, {'viewer-centred' if cfg['viewer_centred'] else 'object frame'}, "
-        f"{cfg['loss']} with positive weight {cfg['pos_weight']:.1f}); the chairs-only model "
+        f"{cfg['loss']} with positive weight {cfg['pos_weight']:.1f}, decoder head "
+        f"{cfg.get('decoder_head', 'deconv')}{', lifted image features' if cfg.get('lift') else ''}, "
+        f"augmentation {'on' if cfg['augment'] else 'off'}); the chairs-only model "
         f"{meta_ch['step']} steps. Scores on the test split, every view, in the object frame (Pix2Vox IoU: "
         "per sample, mean per category, overall = mean over all samples; F-score@1% on 8192 marching-cubes "
         "points, prediction thresholded at 0.3). Baselines predict binary grids: their IoU is the same at every "
@@ -238,6 +251,9 @@ def main() -> int:
     ap.add_argument("--chair-minutes", type=float, default=_env_float("VOXLIFT_BENCH_PAIRED_CHAIR_MINUTES"),
                     help="budget of the chairs-only model (default: --minutes)")
     ap.add_argument("--synthetic", type=int, default=300, help="procedural models rendered beside Sweet Home 3D")
+    ap.add_argument("--train-args", default="--no-augment",
+                    help="options of both `voxlift train paired` runs (default --no-augment: the test images are "
+                         "rendered as the training ones, and augmentation halves the steps a budget buys)")
     part = ap.add_mutually_exclusive_group()
     part.add_argument("--speed-only", action="store_true")
     part.add_argument("--quality-only", action="store_true")
@@ -255,7 +271,8 @@ def main() -> int:
     if not args.quality_only:
         sections += [speed(data), ""]
     if not args.speed_only:
-        sections += [quality(data, args.minutes, args.chair_minutes or args.minutes, commands), ""]
+        sections += [quality(data, args.minutes, args.chair_minutes or args.minutes, commands,
+                             shlex.split(args.train_args)), ""]
     print("\n".join(sections))
     return 0
 
