@@ -133,7 +133,9 @@ class UnpairedSampler:
         im = self._img_stream.take(draw_index * b, b)
         vx = self._vox_stream.take(draw_index * b, b)
         images = to_image_tensor(np.stack([np.asarray(self.dataset.images[m, v]) for m, v in im]), self.image_size)
-        voxels = viewer_frame_grids(self.dataset, vx, self.azimuths)
+        # Binary again after the turn: a grid turned by 45 degrees is resampled (soft values), and the 3D critic
+        # would tell real grids from the generator's binary (straight-through) ones by that softness alone.
+        voxels = (viewer_frame_grids(self.dataset, vx, self.azimuths) > 0.5).float()
         return images, im[:, 0], voxels, vx[:, 0]
 
     def voxel_occupancy(self, sample: int = 200) -> float:

@@ -58,6 +58,10 @@ def test_sampler_batches_are_a_function_of_the_step(data):
     x, _, y, _ = a.draw(0)
     assert x.shape == (5, 1, 16, 16) and x.min() >= -1 and x.max() <= 1
     assert y.shape == (5, 8, 8, 8) and 0 <= y.min() and y.max() <= 1 and y.max() > 0
+    # binary in every view's frame, 45-degree views included (the 3D critic must not tell reals by softness)
+    for k in range(6):
+        y = a.draw(k)[2]
+        assert set(y.unique().tolist()) <= {0.0, 1.0}
 
 
 def test_training_never_sees_a_pair(data, tmp_path):

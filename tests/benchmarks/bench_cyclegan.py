@@ -4,8 +4,9 @@
                                               [--configs lsgan wgan-sn wgan-sn-ae] [--no-paired]
                                               [--input-size 64] [--ae-share 0.25] [--cyclegan-args "..."]
 
-(`python build.py bench cyclegan` runs it with no arguments; VOXLIFT_BENCH_PAIRED_DATA and
-VOXLIFT_BENCH_CYCLEGAN_MINUTES set the dataset and the per-run budget there.) The dataset is the paired
+(`python build.py bench cyclegan` runs it with no arguments; VOXLIFT_BENCH_PAIRED_DATA,
+VOXLIFT_BENCH_CYCLEGAN_MINUTES and VOXLIFT_BENCH_CYCLEGAN_JOBS set the dataset, the per-run budget and the runs
+at once there.) The dataset is the paired
 benchmark's (tests/benchmarks/bench_paired.py: KatorLegaz, Scopia and BlendSwap-CC-0 chairs and tables plus
 procedural ones, never BlendSwap-CC-BY), rendered first when missing.
 
@@ -102,8 +103,10 @@ def train_config(name: str, seed: int, data: str, minutes: float, args, commands
     gan_minutes = minutes
     cmds = []
     if name == "paired":
+        # as in the paired benchmark: test renderings are made like the training ones, and the unpaired
+        # models see unaugmented renderings too
         cmds.append(["train", "paired", "--data", data, "--out", run, "--max-minutes", minutes, "--seed", seed,
-                     *size, "--quiet"])
+                     *size, "--no-augment", "--quiet"])
     else:
         init = []
         if name == "wgan-sn-ae":
@@ -151,7 +154,7 @@ def main() -> int:
     ap.add_argument("--ae-share", type=float, default=0.25, help="share of (c)'s budget spent on the autoencoders")
     ap.add_argument("--cyclegan-args", help="more options for every `train cyclegan` (quoted)")
     ap.add_argument("--synthetic", type=int, default=300, help="procedural models when the dataset is rendered")
-    ap.add_argument("--jobs", type=int, default=1,
+    ap.add_argument("--jobs", type=int, default=int(os.environ.get("VOXLIFT_BENCH_CYCLEGAN_JOBS", "1")),
                     help="runs at once, each with cores/jobs threads (every run of one seed shares the machine alike)")
     args = ap.parse_args()
     if args.jobs > 1:
@@ -243,6 +246,8 @@ def main() -> int:
          "distance 1 - IoU. Mean ± sample standard deviation over seeds."), "",
         *rows, "",
         *verdict, "",
+        (f"Run with `VOXLIFT_BENCH_PAIRED_DATA={data} VOXLIFT_BENCH_CYCLEGAN_MINUTES={args.minutes_per_run:g} "
+         f"VOXLIFT_BENCH_CYCLEGAN_JOBS={args.jobs} python build.py bench cyclegan`."), "",
         "Commands:", "", "```sh",
         *([f"voxlift {' '.join(map(str, render_cmd))}"] if render_cmd else []),
         *[f"voxlift {' '.join(map(str, c))}" for c in commands],
