@@ -153,7 +153,7 @@ def main() -> int:
     ap.add_argument("--input-size", type=int, default=64, help="network input size of every model (0: the dataset's)")
     ap.add_argument("--ae-share", type=float, default=0.25, help="share of (c)'s budget spent on the autoencoders")
     ap.add_argument("--cyclegan-args", help="more options for every `train cyclegan` (quoted)")
-    ap.add_argument("--synthetic", type=int, default=300, help="procedural models when the dataset is rendered")
+    ap.add_argument("--synthetic", type=int, default=600, help="procedural models when the dataset is rendered")
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("VOXLIFT_BENCH_CYCLEGAN_JOBS", "1")),
                     help="runs at once, each with cores/jobs threads (every run of one seed shares the machine alike)")
     args = ap.parse_args()

@@ -1,7 +1,7 @@
 """The paired model: loader and training speed, and reconstruction quality beside the baselines.
 
     python tests/benchmarks/bench_paired.py [--data DATASET] [--minutes 30] [--chair-minutes M]
-                                            [--speed-only | --quality-only] [--synthetic 300]
+                                            [--speed-only | --quality-only] [--synthetic 600]
 
 (`python build.py bench paired` runs it with no arguments; VOXLIFT_BENCH_PAIRED_DATA,
 VOXLIFT_BENCH_PAIRED_MINUTES and VOXLIFT_BENCH_PAIRED_CHAIR_MINUTES set the dataset and the budgets there.
@@ -250,7 +250,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=float(os.environ.get("VOXLIFT_BENCH_PAIRED_MINUTES", "30")))
     ap.add_argument("--chair-minutes", type=float, default=_env_float("VOXLIFT_BENCH_PAIRED_CHAIR_MINUTES"),
                     help="budget of the chairs-only model (default: --minutes)")
-    ap.add_argument("--synthetic", type=int, default=300, help="procedural models rendered beside Sweet Home 3D")
+    ap.add_argument("--synthetic", type=int, default=600, help="procedural models rendered beside Sweet Home 3D")
     ap.add_argument("--train-args", default="--no-augment",
                     help="options of both `voxlift train paired` runs (default --no-augment: the test images are "
                          "rendered as the training ones, and augmentation halves the steps a budget buys)")
