@@ -196,7 +196,9 @@ def generator_part(name: str, data: Data, cfg, device) -> Result:
 
 def gan_part(name: str, data: Data, cfg, device) -> Result:
     three_d = name.startswith("gan3d")
-    real = data.train_y if three_d else data.train_x
+    # grids binary, like the generator's straight-through ones (45-degree views are resampled: soft values
+    # a critic would tell apart by their softness alone)
+    real = (data.train_y > 0.5).float() if three_d else data.train_x
     held = data.test_y if three_d else data.test_x
     size = real.shape[-1]
     if three_d:
