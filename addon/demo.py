@@ -117,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
     _voxlift(*render)
     _voxlift("qa", str(dataset))
 
-    run_dir = out / "run"
-    _voxlift("train", "paired", "--data", str(dataset), "--out", str(run_dir), "--max-minutes", str(args.minutes))
+    run_dir = fresh_run_dir(out)
+    # The held-out inputs are renderings made like the training ones: augmentation (for photos and other
+    # framings) would spend the short budget on robustness they do not need (BENCHMARKS.md, paired).
+    _voxlift("train", "paired", "--data", str(dataset), "--out", str(run_dir), "--max-minutes", str(args.minutes),
+             "--no-augment")
     result = _capture_json("evaluate", "--checkpoint", str(run_dir), "--data", str(dataset), "--split", "test",
                            "--json", "--no-fscore")
     baseline = _capture_json("baseline", "mean-shape", "--data", str(dataset), "--split", "test", "--json")
@@ -132,6 +135,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"sheet:            {recon}  (input | reconstruction | truth)")
     print(f"test IoU@0.3:     {_iou(result):.3f}   (mean-shape baseline {_iou(baseline):.3f})")
     return 0
+
+
+def fresh_run_dir(out: Path) -> Path:
+    """out/run, or out/run-2, -3, ... when an earlier demo left its run there (a run folder is never overwritten:
+    `voxlift train` refuses one that holds a run, and the earlier model may be in use)."""
+    run_dir, n = out / "run", 1
+    while run_dir.exists():
+        n += 1
+        run_dir = out / f"run-{n}"
+    return run_dir
 
 
 def _iou(report: dict) -> float:

@@ -23,3 +23,12 @@ def test_demo_runs_end_to_end_at_a_small_size(tmp_path):
     sheet = read_png(out / "reconstruction.png")
     assert sheet.ndim == 2 and sheet.shape[1] > 3 * 32 and np.unique(sheet).size > 2  # not a blank page
     assert read_png(out / "grids.png").shape[0] > 32
+
+
+def test_a_second_demo_trains_beside_the_first_run_not_over_it(tmp_path):
+    from voxlift.demo import fresh_run_dir
+
+    assert fresh_run_dir(tmp_path) == tmp_path / "run"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run-2").mkdir()
+    assert fresh_run_dir(tmp_path) == tmp_path / "run-3"
