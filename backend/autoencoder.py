@@ -27,7 +27,15 @@ from . import checkpoint as ckpt
 from .cyclegan import SPECTRAL, _check
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
-from .networks import HEADS, NORMS, ImageDecoder, ImageEncoder, VoxelDecoder, VoxelEncoder, decoder_head
+from .networks import (
+    NORMS,
+    ImageDecoder,
+    ImageEncoder,
+    VoxelDecoder,
+    VoxelEncoder,
+    add_decoder_head_argument,
+    decoder_head,
+)
 from .unpaired_data import PAIRINGS, UnpairedSampler, load_pairs, split_domains
 
 KIND = "autoencoder"
@@ -59,8 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
-    p.add_argument("--decoder-head", default="shuffle", choices=HEADS,
-                   help="last doubling of both decoders: sub-pixel shuffle (default, faster) or transposed convolution")
+    add_decoder_head_argument(p)
     p.add_argument("--norm", default="batch", choices=NORMS)
     p.add_argument("--spectral", default="critics", choices=SPECTRAL,
                    help="as for train cyclegan: only 'all' changes the generators")

@@ -52,7 +52,6 @@ from .gan_losses import (
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
 from .networks import (
-    HEADS,
     NORMS,
     Critic2D,
     Critic3D,
@@ -60,6 +59,7 @@ from .networks import (
     ImageEncoder,
     VoxelDecoder,
     VoxelEncoder,
+    add_decoder_head_argument,
     decoder_head,
 )
 from .unpaired_data import PAIRINGS, UnpairedSampler, load_pairs, split_domains
@@ -193,8 +193,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
-    p.add_argument("--decoder-head", default="shuffle", choices=HEADS,
-                   help="last doubling of both decoders: sub-pixel shuffle (default, faster) or transposed convolution")
+    add_decoder_head_argument(p)
     p.add_argument("--critic-width", type=int, default=16)
     p.add_argument("--norm", default="batch", choices=NORMS, help="generators' normalisation")
     p.add_argument("--critic-norm", default="none", choices=tuple(n for n in NORMS if n != "batch"))

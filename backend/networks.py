@@ -208,6 +208,13 @@ class Critic3D(_Critic):
         super().__init__(3, layers, width, out_channels, norm, spectral)
 
 
+def add_decoder_head_argument(p) -> None:
+    """`--decoder-head`, the same for every training kind (argparse parser `p`)."""
+    p.add_argument("--decoder-head", default="shuffle", choices=HEADS,
+                   help="last doubling of the decoders: sub-pixel shuffle (default, several times faster on the "
+                        "CPU) or a transposed convolution")
+
+
 def decoder_head(config: dict) -> str:
     """A run's decoder head; runs from before the option used transposed convolutions."""
     return config.get("decoder_head", "deconv")

@@ -28,7 +28,7 @@ from . import checkpoint as ckpt
 from .data import Augment, AugmentConfig, ViewDataset, dataset_statistics, make_loader
 from .losses import LOSSES, positive_weight, voxel_loss
 from .metrics import iou
-from .networks import HEADS, NORMS, ImageEncoder, VoxelDecoder
+from .networks import NORMS, ImageEncoder, VoxelDecoder, add_decoder_head_argument, decoder_head
 
 KIND = "paired"
 
@@ -85,9 +85,9 @@ def lift_to_grid(columns: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def build_model(config: dict) -> PairedNet:
-    # Runs from before these options: "deconv" head, no lift.
+    # Runs from before these options: "deconv" head (decoder_head), no lift.
     model = PairedNet(config["input_size"], config["resolution"], config["latent_dim"], config["encoder_width"],
-                      config["decoder_width"], config["norm"], config.get("decoder_head", "deconv"),
+                      config["decoder_width"], config["norm"], decoder_head(config),
                       config.get("lift", False))
     model.decoder.to(memory_format=torch.channels_last_3d)
     return model
@@ -117,9 +117,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=16)
-    p.add_argument("--decoder-head", default="shuffle", choices=HEADS,
-                   help="last doubling of the 3D decoder: sub-voxel shuffle (default, several times faster on the "
-                        "CPU) or a transposed convolution")
+    add_decoder_head_argument(p)
     p.add_argument("--no-lift", action="store_true",
                    help="the latent vector alone joins encoder and decoder (default: the image's 8x8 features "
                         "are also lifted into the decoder's 8^3 block, in viewer-centred runs)")
