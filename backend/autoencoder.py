@@ -24,18 +24,10 @@ from torch import nn
 
 from ..dataset_tools.dataset import open_dataset
 from . import checkpoint as ckpt
-from .cyclegan import SPECTRAL, _check
+from .cyclegan import SPECTRAL, _check, add_generators_argument, generator_halves, resolve_generators
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
-from .networks import (
-    NORMS,
-    ImageDecoder,
-    ImageEncoder,
-    VoxelDecoder,
-    VoxelEncoder,
-    add_decoder_head_argument,
-    decoder_head,
-)
+from .networks import NORMS, add_decoder_head_argument
 from .unpaired_data import PAIRINGS, UnpairedSampler, load_pairs, split_domains
 
 KIND = "autoencoder"
@@ -44,18 +36,24 @@ KIND = "autoencoder"
 class CrossAutoencoders(nn.Module):
     def __init__(self, config: dict):
         super().__init__()
-        s, r, z = config["input_size"], config["resolution"], config["latent_dim"]
-        ew, dw, norm, sn = config["encoder_width"], config["decoder_width"], config["norm"], config["spectral"] == "all"
-        self.enc2d = ImageEncoder(s, z, ew, norm, sn)
-        self.dec3d = VoxelDecoder(r, z, dw, norm, sn, decoder_head(config))
-        self.enc3d = VoxelEncoder(r, z, ew, norm, sn)
-        self.dec2d = ImageDecoder(s, z, dw, norm, sn, decoder_head(config))
+        for name, module in generator_halves(config).items():
+            setattr(self, name, module)
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.dec2d(self.enc2d(x)))
 
     def voxels(self, y: torch.Tensor) -> torch.Tensor:
         return self.dec3d(self.enc3d(y))
+
+
+def code_gap(a, b) -> torch.Tensor:
+    """How far apart two batches of codes lie as distributions (no pairing between them): the squared
+    differences of their means and standard deviations over the batch, per code entry, averaged. Codes are
+    tensors or tuples of tensors (projective generators: (F, z)); they come from disjoint models."""
+    a = a if isinstance(a, tuple) else (a,)
+    b = b if isinstance(b, tuple) else (b,)
+    gaps = [((u.mean(0) - v.mean(0)) ** 2).mean() + ((u.std(0) - v.std(0)) ** 2).mean() for u, v in zip(a, b)]
+    return sum(gaps) / len(gaps)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,10 +66,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
     add_decoder_head_argument(p)
+    add_generators_argument(p)
     p.add_argument("--norm", default="batch", choices=NORMS)
     p.add_argument("--spectral", default="critics", choices=SPECTRAL,
                    help="as for train cyclegan: only 'all' changes the generators")
     p.add_argument("--pos-weight", type=float, help="occupied voxels' weight (default: from their share)")
+    p.add_argument("--align", type=float, default=10.0,
+                   help="weight of the code gap: pulls the two encoders' codes towards one distribution, so that "
+                        "each decoder can read the other domain's codes when the CycleGAN crosses them "
+                        "(default 10; 0: two independent autoencoders)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--explode", type=float, default=1e4)
@@ -82,11 +85,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args, ds) -> dict:
-    return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()), "image_size": ds.image_size,
+    kind, camera = resolve_generators(args.generators, ds, args.input_size or min(ds.image_size, 64))
+    return {"generators": kind, "camera": camera, "kind": KIND, "version": 1, "data": str(Path(args.data).resolve()), "image_size": ds.image_size,
             "input_size": args.input_size or min(ds.image_size, 64), "resolution": ds.resolution, "viewer_centred": True,
             "views": args.views, "categories": args.categories, "latent_dim": args.latent_dim,
             "encoder_width": args.encoder_width, "decoder_width": args.decoder_width, "decoder_head": args.decoder_head, "norm": args.norm,
-            "spectral": args.spectral, "pairing": args.pairing, "pos_weight": args.pos_weight, "lr": args.lr,
+            "spectral": args.spectral, "pairing": args.pairing, "pos_weight": args.pos_weight, "align": args.align, "lr": args.lr,
             "batch_size": args.batch_size, "explode": args.explode, "seed": args.seed}
 
 
@@ -100,13 +104,16 @@ def main(args) -> int:
 def validate(model: CrossAutoencoders, ds, split: str, config: dict, device, limit: int) -> dict:
     images, grids, _ = load_pairs(ds, split, config["input_size"], limit, config["views"], config["categories"])
     model.eval()
-    l1, probs = [], []
+    l1, probs, crossed = [], [], []
     for i in range(0, len(images), 64):
         x, y = images[i:i + 64].to(device), grids[i:i + 64].to(device)
         l1.append(float((model.images(x) - x).abs().mean()) * len(x))
         probs.append(torch.sigmoid(model.voxels(y)).cpu())
+        crossed.append(torch.sigmoid(model.dec3d(model.enc2d(x))).cpu())
     model.train()
-    return {"image_l1": sum(l1) / len(images), "voxel_iou@0.5": float(iou(torch.cat(probs), grids, (0.5,)).mean())}
+    # crossed: G_2D->3D as the CycleGAN starts it (read on pairs here, for the report only; training never is)
+    return {"image_l1": sum(l1) / len(images), "voxel_iou@0.5": float(iou(torch.cat(probs), grids, (0.5,)).mean()),
+            "crossed_iou@0.3": float(iou(torch.cat(crossed), grids, (0.3,)).mean())}
 
 
 def train(args, device: torch.device, stop_after: int | None = None) -> int:
@@ -171,9 +178,13 @@ def train(args, device: torch.device, stop_after: int | None = None) -> int:
                 break
             x, _, y, _ = sampler.draw(step)
             x, y = x.to(device), y.to(device)
-            losses = {"image_l1": F.l1_loss(model.images(x), x),
-                      "voxel_bce": voxel_loss(model.voxels(y), y, "weighted-bce", config["pos_weight"])}
-            total = losses["image_l1"] + losses["voxel_bce"]
+            code_x, code_y = model.enc2d(x), model.enc3d(y)
+            losses = {"image_l1": F.l1_loss(torch.tanh(model.dec2d(code_x)), x),
+                      "voxel_bce": voxel_loss(model.dec3d(code_y), y, "weighted-bce", config["pos_weight"])}
+            if config.get("align", 0) > 0:
+                losses["code_gap"] = code_gap(code_x, code_y)
+            # runs from before --align had none
+            total = losses["image_l1"] + losses["voxel_bce"] + config.get("align", 0) * losses.get("code_gap", 0)
             _check({**losses, "loss": total}, step, config["explode"], out)
             opt.zero_grad(set_to_none=True)
             total.backward()

@@ -4,9 +4,12 @@
                            [--pairing disjoint|shuffled] [--init-from AUTOENCODER_RUN] [--steps N | --max-minutes M]
                            [--resume] [--device auto|cpu|cuda]
 
-Networks (networks.py, shared with the paired model):
-    G_2D->3D = ImageEncoder + VoxelDecoder    (the paired model's architecture: the two settings compare 1:1)
-    G_3D->2D = VoxelEncoder + ImageDecoder    (tanh: images in [-1, 1])
+Networks (--generators; critics from networks.py):
+    projective (the default where the dataset's views share one camera up to azimuth; projective.py):
+        G_2D->3D = ImageToCode + CodeToVoxels  (image cells back-projected into the grid along their rays)
+        G_3D->2D = VoxelToCode + CodeToImage   (the grid sampled along each image cell's ray; tanh)
+    latent (networks.py, the paired model's parts; older runs, and data without one camera):
+        G_2D->3D = ImageEncoder + VoxelDecoder, G_3D->2D = VoxelEncoder + ImageDecoder, through one vector
     D_2D, D_3D = Critic2D, Critic3D           (PatchGAN, no batch norm, spectral norm on every layer by default)
 
 One step: n_critic critic updates (each on a fresh pair of unpaired batches; fakes come through an image pool),
@@ -81,17 +84,44 @@ def _critic_layers(size: int, most: int) -> int:
     return max(1, min(most, int(math.log2(size)) - 2))
 
 
+GENERATORS = ("auto", "projective", "latent")
+
+
+def generators(config: dict) -> str:
+    """A run's generator halves; runs from before the option had the latent ones."""
+    return config.get("generators", "latent")
+
+
+def generator_halves(config: dict, parts=GENERATOR_PARTS) -> dict[str, nn.Module]:
+    """The generators' halves named in `parts` (enc2d, dec3d, enc3d, dec2d), latent or projective
+    (projective.py) as the config says; the CycleGAN, the cross autoencoders and prediction build them here."""
+    s, r, z = config["input_size"], config["resolution"], config["latent_dim"]
+    ew, dw, norm = config["encoder_width"], config["decoder_width"], config["norm"]
+    sn = config["spectral"] == "all"
+    if generators(config) == "projective":
+        from . import projective as pj
+
+        camera = pj.camera_from_config(config)
+        make = {"enc2d": lambda: pj.ImageToCode(s, r, z, ew, norm, sn),
+                "dec3d": lambda: pj.CodeToVoxels(r, z, dw, norm, sn, camera, ew),
+                "enc3d": lambda: pj.VoxelToCode(r, z, ew, norm, sn, camera),
+                "dec2d": lambda: pj.CodeToImage(s, r, z, dw, norm, sn, ew)}
+    else:
+        head = decoder_head(config)
+        make = {"enc2d": lambda: ImageEncoder(s, z, ew, norm, sn),
+                "dec3d": lambda: VoxelDecoder(r, z, dw, norm, sn, head),
+                "enc3d": lambda: VoxelEncoder(r, z, ew, norm, sn),
+                "dec2d": lambda: ImageDecoder(s, z, dw, norm, sn, head)}
+    return {name: make[name]() for name in parts}
+
+
 class CycleGAN(nn.Module):
     def __init__(self, config: dict):
         super().__init__()
-        s, r, z = config["input_size"], config["resolution"], config["latent_dim"]
-        ew, dw, norm = config["encoder_width"], config["decoder_width"], config["norm"]
-        g_sn = config["spectral"] == "all"
+        s, r = config["input_size"], config["resolution"]
+        for name, module in generator_halves(config).items():
+            setattr(self, name, module)
         c_sn = config["spectral"] in ("critics", "all")
-        self.enc2d = ImageEncoder(s, z, ew, norm, g_sn)
-        self.dec3d = VoxelDecoder(r, z, dw, norm, g_sn, decoder_head(config))
-        self.enc3d = VoxelEncoder(r, z, ew, norm, g_sn)
-        self.dec2d = ImageDecoder(s, z, dw, norm, g_sn, decoder_head(config))
         cw, cn = config["critic_width"], config["critic_norm"]
         self.critic2d = Critic2D(_critic_layers(s, 4), cw, 1, cn, c_sn)
         self.critic3d = Critic3D(_critic_layers(r, 3), cw, 1, cn, c_sn)
@@ -120,11 +150,8 @@ class ImageToVoxels(nn.Module):
 
     def __init__(self, config: dict):
         super().__init__()
-        g_sn = config["spectral"] == "all"
-        self.enc2d = ImageEncoder(config["input_size"], config["latent_dim"], config["encoder_width"],
-                                  config["norm"], g_sn)
-        self.dec3d = VoxelDecoder(config["resolution"], config["latent_dim"], config["decoder_width"],
-                                  config["norm"], g_sn, decoder_head(config))
+        for name, module in generator_halves(config, ("enc2d", "dec3d")).items():
+            setattr(self, name, module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dec3d(self.enc2d(x))
@@ -194,6 +221,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
     add_decoder_head_argument(p)
+    add_generators_argument(p)
     p.add_argument("--critic-width", type=int, default=16)
     p.add_argument("--norm", default="batch", choices=NORMS, help="generators' normalisation")
     p.add_argument("--critic-norm", default="none", choices=tuple(n for n in NORMS if n != "batch"))
@@ -211,6 +239,7 @@ def config_from_args(args, ds) -> dict:
     from .data import dataset_statistics
 
     gan = args.gan
+    kind, camera = resolve_generators(args.generators, ds, args.input_size or min(ds.image_size, 64))
     stats = dataset_statistics(ds, ds.indices("train", args.categories))
     return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()),
             "image_size": ds.image_size, "input_size": args.input_size or min(ds.image_size, 64),
@@ -218,7 +247,8 @@ def config_from_args(args, ds) -> dict:
             "categories": args.categories, "background": stats["background"], "fill": stats["fill"],
             "occupancy": stats["occupancy"],
             "latent_dim": args.latent_dim, "encoder_width": args.encoder_width,
-            "decoder_width": args.decoder_width, "decoder_head": args.decoder_head, "critic_width": args.critic_width, "norm": args.norm,
+            "decoder_width": args.decoder_width, "decoder_head": args.decoder_head,
+            "generators": kind, "camera": camera, "critic_width": args.critic_width, "norm": args.norm,
             "critic_norm": args.critic_norm, "spectral": args.spectral, "gan": gan,
             "n_critic": args.n_critic or (5 if gan == "wgan-gp" else 1), "gp_weight": args.gp_weight,
             "beta1": args.beta1 if args.beta1 is not None else (0.0 if gan == "wgan-gp" else 0.5),
@@ -226,6 +256,28 @@ def config_from_args(args, ds) -> dict:
             "straight_through": not args.soft_fakes, "pool_size": args.pool_size, "decay_from": args.decay_from, "pairing": args.pairing,
             "pos_weight": args.pos_weight, "batch_size": args.batch_size, "explode": args.explode or 1e4,
             "init_from": str(Path(args.init_from).resolve()) if args.init_from else None, "seed": args.seed}
+
+
+def add_generators_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--generators", default="auto", choices=GENERATORS,
+                   help="projective: the halves meet in an image-aligned code, moved between image and grid "
+                        "with the dataset's camera (projective.py); latent: in one vector. auto (default): "
+                        "projective when the dataset's views share one camera up to azimuth")
+
+
+def resolve_generators(choice: str, ds, input_size: int) -> tuple[str, dict | None]:
+    """(generators, camera) for a new run's config: "auto" is projective where the data allow it."""
+    from . import projective as pj
+
+    if choice == "latent":
+        return "latent", None
+    try:
+        pj.check_sizes(input_size, ds.resolution)
+        return "projective", pj.viewer_camera(ds)
+    except (ValueError, VoxliftError) as exc:
+        if choice == "projective":
+            raise VoxliftError(f"{ds.path}: --generators projective: {exc}") from None
+        return "latent", None
 
 
 def lr_factor(progress: float, decay_from: float) -> float:
@@ -310,6 +362,10 @@ def _same_shape(config: dict, other: dict, source) -> None:
         if config[key] != other.get(key):
             raise VoxliftError(f"{source}: its networks have {key} {other.get(key)!r}, this run {config[key]!r}; "
                                "train the autoencoder with the same network options")
+    if generators(config) != generators(other) or config.get("camera") != other.get("camera"):
+        raise VoxliftError(f"{source}: its generators are {generators(other)!r}, this run's {generators(config)!r} "
+                           "(or their cameras differ); train the autoencoder on the same data with the same "
+                           "--generators")
     if decoder_head(config) != decoder_head(other):
         raise VoxliftError(f"{source}: its decoders have head {decoder_head(other)!r}, this run "
                            f"{decoder_head(config)!r}; train the autoencoder with the same --decoder-head")
