@@ -206,7 +206,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Adam beta1; beta2 is 0.9 (default 0 for wgan-gp, 0.5 otherwise)")
     p.add_argument("--lr", type=float, help="generators' learning rate (default 2e-4; with --resume: a new one)")
     p.add_argument("--lr-critic", type=float, help="critics' learning rate (default: --lr)")
-    p.add_argument("--lambda-cycle", type=float, default=10.0, help="weight of the two cycle losses")
+    p.add_argument("--lambda-cycle", type=float, default=30.0,
+                   help="weight of the two cycle losses (default 30: at 10 the adversarial terms pulled the "
+                        "generators off the correspondence; measured in BENCHMARKS.md)")
     p.add_argument("--soft-fakes", action="store_true",
                    help="show the 3D critic sigmoid probabilities instead of straight-through binary grids")
     p.add_argument("--pool-size", type=int, default=50, help="image pool of fakes for the critics (0: none)")

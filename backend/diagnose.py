@@ -8,7 +8,8 @@ answer, each part shows whether it can do its share (the study debugged its Cycl
     critic2d-classifier    the 2D critic's network, trained as a chair/table/... classifier on renderings:
                            held-out accuracy, passes at >= --min-accuracy (0.8)
     critic3d-classifier    the same for the 3D critic, on grids
-    encoder2d-classifier   G_2D->3D's image encoder + a linear layer, as a classifier
+    encoder2d-classifier   G_2D->3D's image encoder + a linear layer, as a classifier (the generator parts are
+                           those of `train cyclegan --generators`, projective where the data allow)
     encoder3d-classifier   G_3D->2D's voxel encoder + a linear layer, as a classifier
     generator2d3d-paired   G_2D->3D trained on pairs with the weighted BCE: held-out IoU@0.5, passes when
                            above the mean-shape baseline (the training grids' mean, best threshold on train)
@@ -38,7 +39,7 @@ from torch import nn
 
 from ..dataset_tools.dataset import open_dataset
 from ..dataset_tools.errors import VoxliftError
-from .cyclegan import _critic_layers
+from .cyclegan import _critic_layers, add_generators_argument, generator_halves, resolve_generators
 from .distribution_metrics import distribution_scores, iou_distance, l1_distance
 from .gan_losses import (
     GAN_KINDS,
@@ -50,7 +51,7 @@ from .gan_losses import (
 )
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
-from .networks import Critic2D, Critic3D, ImageDecoder, ImageEncoder, VoxelDecoder, VoxelEncoder
+from .networks import Critic2D, Critic3D, ImageDecoder, VoxelDecoder
 from .unpaired_data import load_pairs
 
 PARTS = ("critic2d-classifier", "critic3d-classifier", "encoder2d-classifier", "encoder3d-classifier",
@@ -115,7 +116,10 @@ class _Head(nn.Module):
         self.encoder, self.fc = encoder, nn.Linear(latent, classes)
 
     def forward(self, x):
-        return self.fc(F.leaky_relu(self.encoder(x), 0.2))
+        code = self.encoder(x)
+        if isinstance(code, tuple):  # projective encoders: (image-aligned map, global code); classify the latter
+            code = code[1]
+        return self.fc(F.leaky_relu(code, 0.2))
 
 
 class _Classify(nn.Module):
@@ -151,7 +155,16 @@ def _fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, cfg, de
         opt.step()
 
 
-def classifier_part(name: str, data: Data, cfg, device) -> Result:
+def generator_config(ds, cfg) -> dict:
+    """The generator halves' config (cyclegan.generator_halves) for --generators on this dataset."""
+    s = cfg.input_size or ds.image_size
+    kind, camera = resolve_generators(cfg.generators, ds, s)
+    return {"input_size": s, "resolution": ds.resolution, "latent_dim": cfg.latent_dim,
+            "encoder_width": cfg.encoder_width, "decoder_width": cfg.decoder_width, "norm": cfg.norm,
+            "spectral": "critics", "generators": kind, "camera": camera, "decoder_head": "deconv"}
+
+
+def classifier_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
     k = len(data.categories)
     s, r = data.train_x.shape[-1], data.train_y.shape[-1]
     image = name.startswith(("critic2d", "encoder2d"))
@@ -159,10 +172,9 @@ def classifier_part(name: str, data: Data, cfg, device) -> Result:
         net = _Classify(Critic2D(_critic_layers(s, 4), cfg.critic_width, k, "none", True))
     elif name == "critic3d-classifier":
         net = _Classify(Critic3D(_critic_layers(r, 3), cfg.critic_width, k, "none", True))
-    elif name == "encoder2d-classifier":
-        net = _Head(ImageEncoder(s, cfg.latent_dim, cfg.encoder_width, cfg.norm), cfg.latent_dim, k)
     else:
-        net = _Head(VoxelEncoder(r, cfg.latent_dim, cfg.encoder_width, cfg.norm), cfg.latent_dim, k)
+        part = "enc2d" if name == "encoder2d-classifier" else "enc3d"
+        net = _Head(generator_halves(halves, (part,))[part], cfg.latent_dim, k)
     net = net.to(device)
     x, xt = (data.train_x, data.test_x) if image else (data.train_y, data.test_y)
     _fit(net, x, data.train_c, F.cross_entropy, cfg, device)
@@ -172,11 +184,9 @@ def classifier_part(name: str, data: Data, cfg, device) -> Result:
                   {"majority_class_rate": majority, "held_out": len(xt), "categories": data.categories})
 
 
-def generator_part(name: str, data: Data, cfg, device) -> Result:
-    s, r = data.train_x.shape[-1], data.train_y.shape[-1]
+def generator_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
     if name == "generator2d3d-paired":
-        net = nn.Sequential(ImageEncoder(s, cfg.latent_dim, cfg.encoder_width, cfg.norm),
-                            VoxelDecoder(r, cfg.latent_dim, cfg.decoder_width, cfg.norm)).to(device)
+        net = nn.Sequential(*generator_halves(halves, ("enc2d", "dec3d")).values()).to(device)
         pw = positive_weight(float(data.train_y.mean()))
         _fit(net, data.train_x, data.train_y, lambda lo, t: voxel_loss(lo, t, "weighted-bce", pw), cfg, device)
         value = float(iou(torch.sigmoid(_apply(net, data.test_x, device)), data.test_y, (0.5,)).mean())
@@ -186,8 +196,7 @@ def generator_part(name: str, data: Data, cfg, device) -> Result:
         base = float(iou(mean.expand(len(data.test_y), -1, -1, -1), data.test_y, (float(th),)).mean())
         return Result(name, value > base, "held-out IoU@0.5", value, f"> mean shape {base:.3f}",
                       {"mean_shape_iou": base, "mean_shape_threshold": float(th)})
-    net = nn.Sequential(VoxelEncoder(r, cfg.latent_dim, cfg.encoder_width, cfg.norm),
-                        ImageDecoder(s, cfg.latent_dim, cfg.decoder_width, cfg.norm), nn.Tanh()).to(device)
+    net = nn.Sequential(*generator_halves(halves, ("enc3d", "dec2d")).values(), nn.Tanh()).to(device)
     _fit(net, data.train_y, data.train_x, F.l1_loss, cfg, device)
     value = float((_apply(net, data.test_y, device) - data.test_x).abs().mean())
     base = float((data.train_x.mean(0, keepdim=True) - data.test_x).abs().mean())
@@ -270,16 +279,19 @@ def gan_part(name: str, data: Data, cfg, device) -> Result:
 def diagnose(ds, cfg, device, parts=PARTS, progress=None) -> list[Result]:
     torch.manual_seed(cfg.seed)
     data = load_data(ds, cfg.input_size, cfg.max_items)
+    halves = generator_config(ds, cfg)
     results = []
     for name in parts:
         t0 = time.time()
         if name.endswith("classifier"):
-            r = classifier_part(name, data, cfg, device)
+            r = classifier_part(name, data, cfg, device, halves)
         elif name.endswith("paired"):
-            r = generator_part(name, data, cfg, device)
+            r = generator_part(name, data, cfg, device, halves)
         else:
             r = gan_part(name, data, cfg, device)
         r.seconds = time.time() - t0
+        if not name.startswith(("critic", "gan")):
+            r.details["generators"] = halves["generators"]
         results.append(r)
         if progress is not None:
             progress(r)
@@ -305,6 +317,7 @@ def add_arguments(p) -> None:
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
     p.add_argument("--critic-width", type=int, default=16)
+    add_generators_argument(p)
     p.add_argument("--norm", default="batch", choices=("batch", "instance", "layer", "none"))
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

@@ -36,6 +36,7 @@ def test_every_part_passes_on_synthetic_furniture(data, capsys):
         assert figures[name]["value"] >= 0.8
     g = figures["generator2d3d-paired"]
     assert g["value"] > g["details"]["mean_shape_iou"]
+    assert g["details"]["generators"] == "projective"  # the CycleGAN's default parts on these fixed views
     for name in ("gan3d-unconditional", "gan2d-unconditional"):
         d = figures[name]["details"]
         assert d["trained"]["mmd"] <= 0.9 * d["untrained"]["mmd"]
@@ -67,3 +68,10 @@ def test_one_category_is_bad_input(tmp_path, capsys):
                          alpha=np.asarray(src.alpha[m.index]), voxels=np.asarray(src.voxels[m.index]))
     rc, out = _run(capsys, "--data", str(one), *SMALL)
     assert rc == 1 and "two categories" in out.err and str(one) in out.err
+
+
+def test_the_latent_generators_are_checked_on_request(data, capsys):
+    rc, out = _run(capsys, "--data", str(data), "--json", "--steps", "100", "--generators", "latent",
+                   "--parts", "encoder3d-classifier", "generator2d3d-paired", *SMALL)
+    figures = {p["part"]: p for p in json.loads(out.out)["parts"]}
+    assert rc == 0 and all(p["passed"] and p["details"]["generators"] == "latent" for p in figures.values())

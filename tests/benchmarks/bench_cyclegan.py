@@ -122,8 +122,10 @@ def train_config(name: str, seed: int, data: str, minutes: float, args, commands
             cmds.append(["train", "autoencoder", "--data", data, "--out", ae, "--max-minutes", f"{ae_minutes:g}",
                          "--seed", seed, *size, "--quiet"])
             init = ["--init-from", ae]
+        # validation (and the best checkpoint, chosen by MMD: no pairs) every 100 steps: a run here makes
+        # only a few hundred
         cmds.append(["train", "cyclegan", "--data", data, "--out", run, "--max-minutes", f"{gan_minutes:g}",
-                     "--seed", seed, *CONFIGS[name][1], *init, *size, *extra, "--quiet"])
+                     "--seed", seed, *CONFIGS[name][1], *init, *size, "--val-every", "100", *extra, "--quiet"])
     t0 = time.time()
     try:
         for c in cmds:
