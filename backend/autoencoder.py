@@ -10,8 +10,8 @@ Training them teaches every half to read or draw its own domain before the Cycle
 the same two disjoint domains the CycleGAN will (same seed and --pairing): still no pair, ever.
 
 But the CycleGAN joins halves that never met: the 3D decoder then reads the image encoder's codes, which two
-independent autoencoders put anywhere (measured: the crossed G_2D->3D then draws nearly empty grids, test
-IoU 0.006, and the CycleGAN did not recover in 200 steps). So both encoders' codes are also pulled towards
+independent autoencoders put anywhere (measured: the crossed G_2D->3D then draws nearly empty grids,
+validation IoU 0.006, and the CycleGAN did not recover in 200 steps). So both encoders' codes are also pulled towards
 one distribution (--align, `code_gap`: batch means and standard deviations per code entry, compared between
 the two domains' batches, which come from different models): the crossed generator then starts from
 plausible grids (validation reports it as crossed_iou@0.3, read on pairs for the report only).
@@ -59,7 +59,8 @@ def code_gap(a, b) -> torch.Tensor:
     tensors or tuples of tensors (projective generators: (F, z)); they come from disjoint models."""
     a = a if isinstance(a, tuple) else (a,)
     b = b if isinstance(b, tuple) else (b,)
-    gaps = [((u.mean(0) - v.mean(0)) ** 2).mean() + ((u.std(0) - v.std(0)) ** 2).mean() for u, v in zip(a, b)]
+    gaps = [((u.mean(0) - v.mean(0)) ** 2).mean() + ((u.std(0, correction=0) - v.std(0, correction=0)) ** 2).mean()
+            for u, v in zip(a, b)]  # correction 0: a batch of one has spread 0, not NaN
     return sum(gaps) / len(gaps)
 
 
@@ -93,11 +94,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args, ds) -> dict:
     kind, camera = resolve_generators(args.generators, ds, args.input_size or min(ds.image_size, 64))
-    return {"generators": kind, "camera": camera, "kind": KIND, "version": 1, "data": str(Path(args.data).resolve()), "image_size": ds.image_size,
+    return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()), "image_size": ds.image_size,
+            "generators": kind, "camera": camera,
             "input_size": args.input_size or min(ds.image_size, 64), "resolution": ds.resolution, "viewer_centred": True,
             "views": args.views, "categories": args.categories, "latent_dim": args.latent_dim,
             "encoder_width": args.encoder_width, "decoder_width": args.decoder_width, "decoder_head": args.decoder_head, "norm": args.norm,
-            "spectral": args.spectral, "pairing": args.pairing, "pos_weight": args.pos_weight, "align": args.align, "lr": args.lr,
+            "spectral": args.spectral, "pairing": args.pairing, "pos_weight": args.pos_weight,
+            "align": args.align, "lr": args.lr,
             "batch_size": args.batch_size, "explode": args.explode, "seed": args.seed}
 
 

@@ -275,11 +275,14 @@ def resolve_generators(choice: str, ds, input_size: int) -> tuple[str, dict | No
         return "latent", None
     try:
         pj.check_sizes(input_size, ds.resolution)
-        return "projective", pj.viewer_camera(ds)
-    except (ValueError, VoxliftError) as exc:
+        return "projective", pj.viewer_camera(ds)  # a VoxliftError naming the dataset when it has no one camera
+    except ValueError as exc:
         if choice == "projective":
             raise VoxliftError(f"{ds.path}: --generators projective: {exc}") from None
-        return "latent", None
+    except VoxliftError:
+        if choice == "projective":
+            raise
+    return "latent", None
 
 
 def lr_factor(progress: float, decay_from: float) -> float:
