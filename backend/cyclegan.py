@@ -218,7 +218,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=int, nargs="+", help="only these views' renderings (default: every view)")
     p.add_argument("--categories", nargs="+", help="train on these categories only")
     p.add_argument("--init-from", help="autoencoder run (voxlift train autoencoder) whose weights start the generators")
-    p.add_argument("--input-size", type=int, help="resize images to this (default: the dataset's size)")
+    p.add_argument("--input-size", type=int, help="resize images to this (default: the dataset's size, at most 64)")
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
