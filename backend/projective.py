@@ -2,8 +2,8 @@
 
 The "latent" generators (networks.py) pass everything through one vector, so which grid belongs to which
 image is arbitrary: an unpaired CycleGAN has nothing that ties the silhouette in the image to the shape in
-the grid, and at a CPU budget it learns no correspondence (BENCHMARKS.md, first CycleGAN ablation). Here the
-code between an encoder and a decoder is a pair
+the grid, and at a CPU budget it learned none (test IoU 0.05-0.09, below the mean shape; BENCHMARKS.md).
+Here the code between an encoder and a decoder is a pair
 
     (F [B, C, 16, 16], z [B, latent])      F: features per image cell, z: the global shape code
                                            (16 = cells, half the grid's side)
