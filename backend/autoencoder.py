@@ -2,6 +2,7 @@
 
     voxlift train autoencoder --data DATASET --out RUN [--steps N | --max-minutes M] [--resume]
     voxlift train cyclegan --data DATASET --out RUN2 --init-from RUN
+    torchrun --nproc-per-node N -m voxlift.backend.train autoencoder ...   (as train cyclegan: gradients averaged)
 
 Each generator of the CycleGAN is an encoder of one domain and a decoder of the other. Crossed over, the
 halves make two ordinary autoencoders: the 2D encoder of G_2D->3D with the 2D decoder of G_3D->2D on
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -31,11 +33,21 @@ from torch import nn
 
 from ..dataset_tools.dataset import open_dataset
 from . import checkpoint as ckpt
-from .cyclegan import SPECTRAL, _check, add_generators_argument, generator_halves, resolve_generators
+from .cyclegan import (
+    SPECTRAL,
+    _average_gradients,
+    _broadcast_state,
+    _check,
+    _mean_over_processes,
+    add_generators_argument,
+    check_in_step,
+    generator_halves,
+    resolve_generators,
+)
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
 from .networks import NORMS, add_decoder_head_argument
-from .unpaired_data import PAIRINGS, UnpairedSampler, load_pairs, split_domains
+from .unpaired_data import PAIRINGS, Prefetcher, UnpairedSampler, load_pairs, split_domains
 
 KIND = "autoencoder"
 
@@ -88,6 +100,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--explode", type=float, default=1e4)
     p.add_argument("--val-every", type=int, default=250)
     p.add_argument("--val-samples", type=int, default=256)
+    p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
+                   help="bf16 autocast of the forward passes (auto: on CUDA only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
 
@@ -105,9 +119,10 @@ def config_from_args(args, ds) -> dict:
 
 
 def main(args) -> int:
-    from .paired import pick_device
+    from .train import distributed_context
 
-    return train(args, pick_device(args.device))
+    with distributed_context(args.device) as (rank, world, device):
+        return train(args, device, rank=rank, world=world)
 
 
 @torch.no_grad()
@@ -126,8 +141,9 @@ def validate(model: CrossAutoencoders, ds, split: str, config: dict, device, lim
             "crossed_iou@0.3": float(iou(torch.cat(crossed), grids, (0.3,)).mean())}
 
 
-def train(args, device: torch.device, stop_after: int | None = None) -> int:
+def train(args, device: torch.device, stop_after: int | None = None, rank: int = 0, world: int = 1) -> int:
     out = Path(args.out)
+    main_process = rank == 0
     last_path, resuming = ckpt.resume_state(out, args.resume)
     ds = open_dataset(args.data)
     tensors, meta = ckpt.load_checkpoint(last_path, kinds=(KIND,)) if resuming else (None, None)
@@ -138,6 +154,8 @@ def train(args, device: torch.device, stop_after: int | None = None) -> int:
     sampler = UnpairedSampler(ds, domains, config["batch_size"], seed, config["input_size"], config["views"])
     if config["pos_weight"] is None:
         config["pos_weight"] = positive_weight(sampler.voxel_occupancy())
+    if device.type == "cuda":  # the CPU draws the next batches while the GPU trains (same batches either way)
+        sampler = Prefetcher(sampler, stride=world)
     val_split = "val" if len(ds.indices("val", config["categories"])) >= 2 else "train"
     model = CrossAutoencoders(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
@@ -150,11 +168,15 @@ def train(args, device: torch.device, stop_after: int | None = None) -> int:
         step, elapsed, best = meta["step"], meta["elapsed"], meta["best"]
         if args.steps is None and args.max_minutes is None:
             steps_total, budget_s = meta["steps_total"], meta["budget_s"]
-    else:
+    elif main_process:
         ckpt.write_config(out, config)
-    log = open(out / "log.jsonl", "a")  # noqa: SIM115 (closed in the finally below)
+    _broadcast_state(model, world)
+    amp = device.type == "cuda" if args.bf16 == "auto" else args.bf16 == "on"
+    log = open(out / "log.jsonl", "a") if main_process else open(os.devnull, "w")  # noqa: SIM115 (closed below)
 
     def save_last():
+        if not main_process:
+            return
         t_opt, info = ckpt.flatten_optimizer(opt.state_dict())
         state = {f"model.{k}": v for k, v in model.state_dict().items()}
         ckpt.save_checkpoint(last_path, {**state, **t_opt}, {"config": config, "step": step, "elapsed": elapsed,
@@ -162,6 +184,8 @@ def train(args, device: torch.device, stop_after: int | None = None) -> int:
 
     def val():
         nonlocal best
+        if not main_process:
+            return None
         s = validate(model, ds, val_split, config, device, args.val_samples)
         # One number to pick the best by: both reconstructions' errors, each on its own 0..1 scale.
         score = s["image_l1"] / 2 + (1 - s["voxel_iou@0.5"])
@@ -174,7 +198,7 @@ def train(args, device: torch.device, stop_after: int | None = None) -> int:
         return s
 
     bar = None
-    if not args.quiet:
+    if not args.quiet and main_process:
         from tqdm import tqdm
 
         bar = tqdm(total=steps_total, initial=step, unit="step", dynamic_ncols=True, desc="train autoencoder")
@@ -184,21 +208,33 @@ def train(args, device: torch.device, stop_after: int | None = None) -> int:
         while True:
             progress = max(step / steps_total if steps_total else 0.0,
                            (time.time() - t_start) / budget_s if budget_s else 0.0)
+            if world > 1 and budget_s:  # the slowest clock decides, so every process stops at the same step
+                t = torch.tensor([progress], device=device)
+                torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+                progress = float(t)
             if progress >= 1.0:
                 break
-            x, _, y, _ = sampler.draw(step)
+            x, _, y, _ = sampler.draw(step * world + rank)
             x, y = x.to(device), y.to(device)
-            code_x, code_y = model.enc2d(x), model.enc3d(y)
-            losses = {"image_l1": F.l1_loss(torch.tanh(model.dec2d(code_x)), x),
-                      "voxel_bce": voxel_loss(model.dec3d(code_y), y, "weighted-bce", config["pos_weight"])}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                code_x, code_y = model.enc2d(x), model.enc3d(y)
+                image, grid = torch.tanh(model.dec2d(code_x)), model.dec3d(code_y)
+            code_x = tuple(c.float() for c in code_x) if isinstance(code_x, tuple) else code_x.float()
+            code_y = tuple(c.float() for c in code_y) if isinstance(code_y, tuple) else code_y.float()
+            losses = {"image_l1": F.l1_loss(image.float(), x),
+                      "voxel_bce": voxel_loss(grid.float(), y, "weighted-bce", config["pos_weight"])}
             if config.get("align", 0) > 0:
                 losses["code_gap"] = code_gap(code_x, code_y)
             # runs from before --align had none
             total = losses["image_l1"] + losses["voxel_bce"] + config.get("align", 0) * losses.get("code_gap", 0)
-            _check({**losses, "loss": total}, step, config["explode"], out)
+            losses = _mean_over_processes({**losses, "loss": total}, world)
+            _check(losses, step, config["explode"], out)
+            del losses["loss"]
             opt.zero_grad(set_to_none=True)
             total.backward()
+            _average_gradients(list(model.parameters()), world)
             opt.step()
+            _broadcast_state(model, world, buffers_only=True)
             step += 1
             elapsed = time.time() - t_start
             if step % 10 == 0 or step == 1:
@@ -214,6 +250,7 @@ def train(args, device: torch.device, stop_after: int | None = None) -> int:
                 if step % args.val_every != 0:
                     save_last()
                 return 0
+        check_in_step(model, world, out)
         if step % args.val_every != 0 or step == 0:
             val()
             save_last()
@@ -221,9 +258,13 @@ def train(args, device: torch.device, stop_after: int | None = None) -> int:
         save_last()
         raise
     finally:
+        if isinstance(sampler, Prefetcher):
+            sampler.close()
         if bar is not None:
             bar.close()
         log.close()
+    if not main_process:
+        return 0
     print(f"trained {step} steps in {elapsed / 60:.1f} min; checkpoints in {out} "
           f"(start a CycleGAN from them: voxlift train cyclegan ... --init-from {out})")
     return 0

@@ -2,7 +2,8 @@
 
     voxlift train cyclegan --data DATASET --out RUN [--gan wgan-gp|lsgan|hinge] [--spectral critics|all|none]
                            [--pairing disjoint|shuffled] [--init-from AUTOENCODER_RUN] [--steps N | --max-minutes M]
-                           [--resume] [--device auto|cpu|cuda]
+                           [--resume] [--device auto|cpu|cuda] [--bf16 auto|on|off]
+    torchrun --nproc-per-node N -m voxlift.backend.train cyclegan ...   (N processes; --batch-size is per process)
 
 Networks (--generators; critics from networks.py):
     projective (the default where the dataset's views share one camera up to azimuth; projective.py):
@@ -26,12 +27,19 @@ message that names the step and the loss, and last.safetensors is left as it was
 Checkpoints are those of the paired model (checkpoint.py): last.safetensors resumes exactly (the batches,
 the pool's randomness and the gradient-penalty mixing are functions of the seed and step), best.safetensors
 keeps the best validation MMD: an unpaired criterion, so selection never looks at a pair.
+
+Several processes (torchrun): each draws its own batches, and the gradients are averaged over the processes
+by hand after every backward (`_average_gradients`) rather than through DistributedDataParallel, whose hooks
+do not go with the gradient penalty's double backward; buffers (spectral norm's power-iteration vectors, batch
+norm statistics) follow process 0 after every step, as DDP's do. Process 0 alone writes the run folder.
+On CUDA the forward passes run under bf16 autocast (`--bf16`), the losses in float32.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -65,7 +73,7 @@ from .networks import (
     add_decoder_head_argument,
     decoder_head,
 )
-from .unpaired_data import PAIRINGS, UnpairedSampler, load_pairs, split_domains
+from .unpaired_data import PAIRINGS, Prefetcher, UnpairedSampler, load_pairs, split_domains
 
 KIND = "cyclegan"
 SPECTRAL = ("critics", "all", "none")
@@ -233,6 +241,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--explode", type=float, help="a loss above this stops the run as diverged (default 1e4)")
     p.add_argument("--val-every", type=int, default=250, help="steps between validations and checkpoints")
     p.add_argument("--val-samples", type=int, default=256, help="val models used for validation")
+    p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
+                   help="bf16 autocast of the forward passes (auto: on CUDA only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -326,14 +336,57 @@ def evaluate_generator(to_voxels, ds, split: str, input_size: int, device, limit
 
 
 def main(args) -> int:
-    import os
+    from .train import distributed_context
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise VoxliftError("train cyclegan runs in one process (the gradient penalty's double backward "
-                           "does not go through DDP); run it without torchrun")
-    from .paired import pick_device
+    with distributed_context(args.device) as (rank, world, device):
+        return train(args, device, rank=rank, world=world)
 
-    return train(args, pick_device(args.device))
+
+def _average_gradients(params, world: int) -> None:
+    """All-reduce the gradients of `params` (one flat buffer) and divide by the number of processes."""
+    if world == 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _broadcast_state(module: nn.Module, world: int, buffers_only: bool = False) -> None:
+    """Every process takes process 0's buffers (and parameters unless `buffers_only`)."""
+    if world == 1:
+        return
+    tensors = list(module.buffers()) if buffers_only else list(module.state_dict().values())
+    for t in tensors:
+        torch.distributed.broadcast(t, 0)
+
+
+def check_in_step(model: nn.Module, world: int, out) -> None:
+    """Every process must hold the same weights (averaged gradients, one Adam update): a VoxliftError when not."""
+    if world == 1:
+        return
+    flat = torch.cat([t.detach().reshape(-1).double() for t in model.state_dict().values() if t.is_floating_point()])
+    mine = torch.stack([flat.sum(), (flat * flat).sum()])
+    first = mine.clone()
+    torch.distributed.broadcast(first, 0)
+    apart = torch.tensor([0.0 if torch.allclose(mine, first, rtol=1e-9, atol=0.0) else 1.0], device=mine.device)
+    torch.distributed.all_reduce(apart, op=torch.distributed.ReduceOp.MAX)
+    if float(apart):
+        raise VoxliftError(f"{out}: the {world} training processes no longer hold the same weights")
+
+
+def _mean_over_processes(values: dict[str, torch.Tensor], world: int) -> dict[str, torch.Tensor]:
+    """The processes' mean of each loss (for the checks and the log): a NaN in any process stops every one."""
+    if world == 1:
+        return values
+    keys = list(values)
+    t = torch.stack([values[k].detach().float() for k in keys])
+    torch.distributed.all_reduce(t)
+    return dict(zip(keys, t / world))
 
 
 def _check(losses: dict[str, torch.Tensor], step: int, limit: float, out: Path) -> None:
@@ -378,10 +431,12 @@ def _same_shape(config: dict, other: dict, source) -> None:
         raise VoxliftError(f"{source}: spectral normalisation of the generators differs from this run's")
 
 
-def train(args, device: torch.device, on_batch=None, stop_after: int | None = None) -> int:
+def train(args, device: torch.device, on_batch=None, stop_after: int | None = None, rank: int = 0,
+          world: int = 1) -> int:
     """Train (or resume) a run. `on_batch(image_models, voxel_models)` sees the model indices of every batch
     the networks are fed; `stop_after` ends the process after that many steps as if it had been killed
-    right after a checkpoint (for resume tests)."""
+    right after a checkpoint (for resume tests). `rank` of `world` processes (torchrun)."""
+    main_process = rank == 0
     out = Path(args.out)
     last_path, resuming = ckpt.resume_state(out, args.resume)
     ds = open_dataset(args.data)
@@ -405,6 +460,8 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
     sampler = UnpairedSampler(ds, domains, config["batch_size"], seed, config["input_size"], config["views"])
     if config["pos_weight"] is None:
         config["pos_weight"] = positive_weight(sampler.voxel_occupancy())
+    if device.type == "cuda":  # the CPU draws the next batches while the GPU trains (same batches either way)
+        sampler = Prefetcher(sampler, stride=world)
     val_split = "val" if len(ds.indices("val", config["categories"])) >= 2 else "train"
 
     model = CycleGAN(config).to(device)
@@ -433,27 +490,35 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
             _init_from(model, str(src))
         steps_total = args.steps if args.steps is not None else (None if args.max_minutes else 2000)
         budget_s = args.max_minutes * 60 if args.max_minutes is not None else None
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt.write_config(out, config)
-        (out / "domains.json").write_text(json.dumps({
-            "pairing": domains.pairing, "image_models": [ds.models[i].id for i in domains.image_models],
-            "voxel_models": [ds.models[i].id for i in domains.voxel_models]}, indent=0) + "\n")
+        if main_process:
+            out.mkdir(parents=True, exist_ok=True)
+            ckpt.write_config(out, config)
+            (out / "domains.json").write_text(json.dumps({
+                "pairing": domains.pairing, "image_models": [ds.models[i].id for i in domains.image_models],
+                "voxel_models": [ds.models[i].id for i in domains.voxel_models]}, indent=0) + "\n")
+    _broadcast_state(model, world)  # one starting point, whatever each process's random state made
+    # bf16 autocast on CUDA by default; `--bf16 on` tries it on the CPU too. Fakes enter the pools as float32,
+    # so a run resumes with or without it.
+    amp = device.type == "cuda" if args.bf16 == "auto" else args.bf16 == "on"
 
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(out / "tb"), purge_step=step if resuming else None)
-    log = open(out / "log.jsonl", "a")  # noqa: SIM115 (closed in the finally below)
+    writer = SummaryWriter(str(out / "tb"), purge_step=step if resuming else None) if main_process else None
+    log = open(out / "log.jsonl", "a") if main_process else open(os.devnull, "w")  # noqa: SIM115 (closed below)
     bar = None
-    if not args.quiet:
+    if not args.quiet and main_process:
         from tqdm import tqdm
 
         bar = tqdm(total=steps_total, initial=step, unit="step", dynamic_ncols=True,
-                   desc=f"train cyclegan {config['gan']} ({device.type})")
+                   desc=f"train cyclegan {config['gan']} ({device.type}"
+                        + (f", {world} proc)" if world > 1 else ")"))
 
     def tensors_now() -> dict:
         return {f"model.{k}": v for k, v in model.state_dict().items()}
 
     def save_last():
+        if not main_process:
+            return
         bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
             _check({f"weight {bad[0]}": torch.tensor(float("nan"))}, step, config["explode"], out)
@@ -465,8 +530,10 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
                               "opt_g": info_g, "opt_d": info_d, "steps_total": steps_total,
                               "budget_s": budget_s})
 
-    def validate() -> dict:
+    def validate() -> dict | None:
         nonlocal best
+        if not main_process:
+            return None
         scores = evaluate_generator(model.image_to_voxels(), ds, val_split, config["input_size"], device,
                                     args.val_samples, views=config["views"], categories=config["categories"])
         for k, v in scores.items():
@@ -487,6 +554,10 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
         while True:
             progress = max(step / steps_total if steps_total else 0.0,
                            (time.time() - t_start) / budget_s if budget_s else 0.0)
+            if world > 1 and budget_s:  # on the slowest clock, so that every process stops at the same step
+                t = torch.tensor([progress], device=device)
+                torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+                progress = float(t)
             if progress >= 1.0:
                 break
             for opt, base in ((opt_g, config["lr"]), (opt_d, config["lr_critic"])):
@@ -499,47 +570,57 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
             for p in model.critic_parameters():
                 p.requires_grad_(True)
             for k in range(n_critic):
-                x, im_idx, y, vx_idx = sampler.draw(step * (n_critic + 1) + k)
+                x, im_idx, y, vx_idx = sampler.draw((step * (n_critic + 1) + k) * world + rank)
                 if on_batch is not None:
                     on_batch(im_idx, vx_idx)
                 x, y = x.to(device), y.to(device)
-                with torch.no_grad():
-                    fake_vox = to_grid(model.to_voxels(x))
-                    fake_img = model.to_images(y)
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    fake_vox = to_grid(model.to_voxels(x)).float()
+                    fake_img = model.to_images(y).float()
                 fake_vox = pools["vox"].query(fake_vox, gen)
                 fake_img = pools["img"].query(fake_img, gen)
-                d3 = critic_loss(gan, model.critic3d(y), model.critic3d(fake_vox))
-                d2 = critic_loss(gan, model.critic2d(x), model.critic2d(fake_img))
-                losses = {"critic3d": d3, "critic2d": d2}
-                if gan == "wgan-gp":
-                    losses["gp3d"] = gradient_penalty(model.critic3d, y, fake_vox, weight=config["gp_weight"])
-                    losses["gp2d"] = gradient_penalty(model.critic2d, x, fake_img, weight=config["gp_weight"])
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    d3 = critic_loss(gan, model.critic3d(y), model.critic3d(fake_vox))
+                    d2 = critic_loss(gan, model.critic2d(x), model.critic2d(fake_img))
+                    losses = {"critic3d": d3, "critic2d": d2}
+                    if gan == "wgan-gp":
+                        losses["gp3d"] = gradient_penalty(model.critic3d, y, fake_vox, weight=config["gp_weight"])
+                        losses["gp2d"] = gradient_penalty(model.critic2d, x, fake_img, weight=config["gp_weight"])
                 total_d = sum(losses.values())
-                _check({**losses, "critic loss": total_d}, step, config["explode"], out)
+                losses = _mean_over_processes({**losses, "critic loss": total_d}, world)
+                _check(losses, step, config["explode"], out)
+                del losses["critic loss"]
                 opt_d.zero_grad(set_to_none=True)
                 total_d.backward()
+                _average_gradients(model.critic_parameters(), world)
                 opt_d.step()
             # --- generators
             for p in model.critic_parameters():
                 p.requires_grad_(False)
-            x, im_idx, y, vx_idx = sampler.draw(step * (n_critic + 1) + n_critic)
+            x, im_idx, y, vx_idx = sampler.draw((step * (n_critic + 1) + n_critic) * world + rank)
             if on_batch is not None:
                 on_batch(im_idx, vx_idx)
             x, y = x.to(device), y.to(device)
-            fake_vox = to_grid(model.to_voxels(x))
-            rec_img = model.to_images(fake_vox)
-            fake_img = model.to_images(y)
-            rec_vox = model.to_voxels(fake_img)
-            g_losses = {"adv3d": generator_loss(gan, model.critic3d(fake_vox)),
-                        "adv2d": generator_loss(gan, model.critic2d(fake_img)),
-                        "cycle_image": F.l1_loss(rec_img, x),
-                        "cycle_voxels": voxel_loss(rec_vox, y, "weighted-bce", config["pos_weight"])}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                fake_vox = to_grid(model.to_voxels(x))
+                rec_img = model.to_images(fake_vox)
+                fake_img = model.to_images(y)
+                rec_vox = model.to_voxels(fake_img)
+                adv3d, adv2d = model.critic3d(fake_vox), model.critic2d(fake_img)
+            g_losses = {"adv3d": generator_loss(gan, adv3d.float()),
+                        "adv2d": generator_loss(gan, adv2d.float()),
+                        "cycle_image": F.l1_loss(rec_img.float(), x),
+                        "cycle_voxels": voxel_loss(rec_vox.float(), y, "weighted-bce", config["pos_weight"])}
             total_g = (g_losses["adv3d"] + g_losses["adv2d"]
                        + config["lambda_cycle"] * (g_losses["cycle_image"] + g_losses["cycle_voxels"]))
-            _check({**g_losses, "generator loss": total_g}, step, config["explode"], out)
+            g_losses = _mean_over_processes({**g_losses, "generator loss": total_g}, world)
+            _check(g_losses, step, config["explode"], out)
+            logged_g = float(g_losses.pop("generator loss").detach())
             opt_g.zero_grad(set_to_none=True)
             total_g.backward()
+            _average_gradients(model.generator_parameters(), world)
             opt_g.step()
+            _broadcast_state(model, world, buffers_only=True)
             step += 1
             elapsed = time.time() - t_start
             if step % 10 == 0 or step == 1:
@@ -548,32 +629,40 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 for k, v in row.items():
-                    if k != "step":
+                    if k != "step" and writer is not None:
                         writer.add_scalar(f"train/{k}", v, step)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(g=f"{float(total_g):.3f}", d=f"{float(total_d):.3f}", val=last_val or "-")
+                bar.set_postfix(g=f"{logged_g:.3f}", d=f"{float(total_d):.3f}", val=last_val or "-")
             if step % args.val_every == 0:
                 s = validate()
-                last_val = f"iou {s['iou@0.5']:.3f} mmd {s.get('mmd', float('nan')):.3f}"
-                log.write(json.dumps({"step": step, "val": s}) + "\n")
-                log.flush()
+                if s is not None:
+                    last_val = f"iou {s['iou@0.5']:.3f} mmd {s.get('mmd', float('nan')):.3f}"
+                    log.write(json.dumps({"step": step, "val": s}) + "\n")
+                    log.flush()
                 save_last()
             if stop_after is not None and step >= stop_after:
                 if step % args.val_every != 0:
                     save_last()
                 return 0
+        check_in_step(model, world, out)
         if step % args.val_every != 0 or step == 0:
             s = validate()
-            log.write(json.dumps({"step": step, "val": s}) + "\n")
+            if s is not None:
+                log.write(json.dumps({"step": step, "val": s}) + "\n")
             save_last()
     except KeyboardInterrupt:
         save_last()  # `--resume` continues from here
         raise
     finally:
+        if isinstance(sampler, Prefetcher):
+            sampler.close()
         if bar is not None:
             bar.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
         log.close()
+    if not main_process:
+        return 0
     print(f"trained {step} steps in {elapsed / 60:.1f} min; best val MMD {best:.4f}; checkpoints in {out}")
     return 0

@@ -21,8 +21,9 @@ GP_WEIGHT = 10.0
 
 
 def sample_scores(scores: torch.Tensor) -> torch.Tensor:
-    """One score per sample: the mean of its patch scores."""
-    return scores.reshape(scores.shape[0], -1).mean(1)
+    """One score per sample: the mean of its patch scores (in float32, also under bf16 autocast)."""
+    scores = scores.reshape(scores.shape[0], -1)
+    return (scores.float() if scores.dtype in (torch.bfloat16, torch.float16) else scores).mean(1)
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None,

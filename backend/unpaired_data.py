@@ -92,9 +92,11 @@ class _Stream:
         out = []
         for j in range(count):
             epoch, pos = divmod(start + j, n)
-            if self._perm is None or self._perm[0] != epoch:
-                self._perm = (epoch, np.random.default_rng([self.seed, self.stream, epoch]).permutation(n))
-            out.append(self.items[self._perm[1][pos]])
+            perm = self._perm  # one read: prefetching threads call take() at once
+            if perm is None or perm[0] != epoch:
+                perm = (epoch, np.random.default_rng([self.seed, self.stream, epoch]).permutation(n))
+                self._perm = perm
+            out.append(self.items[perm[1][pos]])
         return np.stack(out)
 
 
@@ -156,3 +158,29 @@ def load_pairs(dataset, split: str, image_size: int | None = None, limit: int | 
         items = items[np.unique(np.linspace(0, len(items) - 1, limit).astype(int))]
     images = to_image_tensor(np.stack([np.asarray(dataset.images[m, v]) for m, v in items]), image_size)
     return images, viewer_frame_grids(dataset, items, view_azimuths(dataset)), items
+
+
+class Prefetcher:
+    """`draw(i)` as the sampler's, with the next `ahead` draws (i + stride, i + 2 stride, ...) already under way
+    in background threads, so that a GPU does not wait for the CPU to read, resize and turn each batch (at
+    batch 64 that is ~30 ms a draw, three draws a CycleGAN step; BENCHMARKS.md). A draw is a function of its
+    index alone, so the batches are exactly those drawn without it."""
+
+    def __init__(self, sampler: UnpairedSampler, stride: int = 1, ahead: int = 6, threads: int = 3):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.sampler, self.stride, self.ahead = sampler, stride, ahead
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="voxlift-draw")
+        self._pending: dict[int, object] = {}
+
+    def draw(self, index: int):
+        for j in range(self.ahead + 1):
+            i = index + j * self.stride
+            if i not in self._pending:
+                self._pending[i] = self._pool.submit(self.sampler.draw, i)
+        for i in [i for i in self._pending if i < index]:  # a jump (never in training): drop the stale ones
+            self._pending.pop(i).cancel()
+        return self._pending.pop(index).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

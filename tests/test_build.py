@@ -1,10 +1,9 @@
 """build.py: the add-on zip has the pip package's layout and passes Blender's own extension validator."""
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
-
-import sysconfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,5 @@
 """Camera convention: azimuth 0 looks at the front (-Y), the projection puts +X on the right, Z up."""
 import numpy as np
-
 from voxlift.dataset_tools.camera import camera_matrix_world, fixed_views, make_view, project
 
 

@@ -6,8 +6,14 @@ import sys
 
 import numpy as np
 import pytest
-
-from voxlift.dataset_tools import DatasetWriter, VoxliftError, fixed_views, merge_datasets, open_dataset, split_of
+from voxlift.dataset_tools import (
+    DatasetWriter,
+    VoxliftError,
+    fixed_views,
+    merge_datasets,
+    open_dataset,
+    split_of,
+)
 from voxlift.dataset_tools.dataset import voxel_to_world
 
 S, V, R = 16, 4, 8

@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 from voxlift.dataset_tools import open_dataset
 from voxlift.dataset_tools.png import read_png
 

@@ -114,7 +114,7 @@ def per_voxel_objects(grid: np.ndarray, max_objects: int) -> dict:
         bpy.data.objects.remove(obj)
     bpy.data.collections.remove(coll)
     bpy.data.meshes.remove(cube)
-    return {"objects": n, "of": int(len(idx)), "seconds": seconds}
+    return {"objects": n, "of": len(idx), "seconds": seconds}
 
 
 CLICK_SCRIPT = r"""
