@@ -17,9 +17,12 @@ One step: n_critic critic updates (each on a fresh pair of unpaired batches; fak
 then one generator update with
     L_G = adv(D_3D(b(G_23(x)))) + adv(D_2D(G_32(y)))
           + lambda_cycle * (|G_32(b(G_23(x))) - x|_1 + wBCE(G_23(G_32(y)), y))
+          + lambda_silhouette * BCE(outline(sigmoid(G_23(x))), alpha outline of x)      (projective generators)
 where b binarises the grid straight-through (gan_losses.straight_through; --soft-fakes: sigmoid), since a
-critic tells soft fakes from 0/1 grids by their softness alone
-and no identity loss (a grid is not an image). The learning rate is constant for the first half of the run
+critic tells soft fakes from 0/1 grids by their softness alone, and no identity loss (a grid is not an image).
+The outline term needs no pair either: the image's own alpha mask (max-pooled to the grid's side) against the
+soft silhouette 1 - prod(1 - p) of the grid drawn from it along the dataset's camera rays (projective.py), a
+fixed renderer that, unlike the learned G_3D->2D of the image cycle, cannot hide a wrong outline. The learning rate is constant for the first half of the run
 and falls linearly to 0 over the second (pytorch-CycleGAN), measured in steps or, with --max-minutes, in time.
 
 Every loss is checked before its update: a NaN, an infinity or a loss above --explode stops the run with a
@@ -217,6 +220,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lambda-cycle", type=float, default=30.0,
                    help="weight of the two cycle losses (default 30: at 10 the adversarial terms pulled the "
                         "generators off the correspondence; measured in BENCHMARKS.md)")
+    p.add_argument("--lambda-silhouette", type=float, default=30.0,
+                   help="weight of the outline term (projective generators only): the outline of G_2D->3D's grid "
+                        "seen through the dataset's camera against the rendering's own alpha mask (default 30; "
+                        "0: none; measured in BENCHMARKS.md)")
     p.add_argument("--soft-fakes", action="store_true",
                    help="show the 3D critic sigmoid probabilities instead of straight-through binary grids")
     p.add_argument("--pool-size", type=int, default=50, help="image pool of fakes for the critics (0: none)")
@@ -265,6 +272,7 @@ def config_from_args(args, ds) -> dict:
             "n_critic": args.n_critic or (5 if gan == "wgan-gp" else 1), "gp_weight": args.gp_weight,
             "beta1": args.beta1 if args.beta1 is not None else (0.0 if gan == "wgan-gp" else 0.5),
             "lr": args.lr or 2e-4, "lr_critic": args.lr_critic or args.lr or 2e-4, "lambda_cycle": args.lambda_cycle,
+            "lambda_silhouette": args.lambda_silhouette if kind == "projective" else 0.0,
             "straight_through": not args.soft_fakes, "pool_size": args.pool_size, "decay_from": args.decay_from, "pairing": args.pairing,
             "pos_weight": args.pos_weight, "batch_size": args.batch_size, "explode": args.explode or 1e4,
             "init_from": str(Path(args.init_from).resolve()) if args.init_from else None, "seed": args.seed}
@@ -546,6 +554,12 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
         return scores
 
     to_grid = straight_through if config["straight_through"] else torch.sigmoid
+    lambda_sil = config.get("lambda_silhouette", 0.0)
+    if lambda_sil:
+        from . import projective as pj
+
+        r = config["resolution"]
+        outline_rays = pj.ray_samples(pj.camera_from_config(config), r, r, 3 * r).to(device)
     model.train()
     t_start = time.time() - elapsed
     gan, n_critic = config["gan"], config["n_critic"]
@@ -602,7 +616,8 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
                 on_batch(im_idx, vx_idx)
             x, y = x.to(device), y.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                fake_vox = to_grid(model.to_voxels(x))
+                logits = model.to_voxels(x)
+                fake_vox = to_grid(logits)
                 rec_img = model.to_images(fake_vox)
                 fake_img = model.to_images(y)
                 rec_vox = model.to_voxels(fake_img)
@@ -613,6 +628,13 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
                         "cycle_voxels": voxel_loss(rec_vox.float(), y, "weighted-bce", config["pos_weight"])}
             total_g = (g_losses["adv3d"] + g_losses["adv2d"]
                        + config["lambda_cycle"] * (g_losses["cycle_image"] + g_losses["cycle_voxels"]))
+            if lambda_sil:
+                # No pair: the image's own alpha, the grid drawn from it, and the known camera.
+                outline = pj.silhouette(torch.sigmoid(logits.float()), outline_rays)
+                masks = pj.outline_masks(sampler.alpha((step * (n_critic + 1) + n_critic) * world + rank),
+                                         outline.shape[-1]).to(device)
+                g_losses["silhouette"] = F.binary_cross_entropy(outline.clamp(1e-4, 1 - 1e-4), masks)
+                total_g = total_g + lambda_sil * g_losses["silhouette"]
             g_losses = _mean_over_processes({**g_losses, "generator loss": total_g}, world)
             _check(g_losses, step, config["explode"], out)
             logged_g = float(g_losses.pop("generator loss").detach())

@@ -140,6 +140,12 @@ class UnpairedSampler:
         voxels = (viewer_frame_grids(self.dataset, vx, self.azimuths) > 0.5).float()
         return images, im[:, 0], voxels, vx[:, 0]
 
+    def alpha(self, draw_index: int) -> torch.Tensor:
+        """The alpha masks [B, S, S] in [0, 1] of the `draw_index`-th batch's renderings (the dataset's size)."""
+        im = self._img_stream.take(draw_index * self.batch_size, self.batch_size)
+        a = np.stack([np.asarray(self.dataset.alpha[m, v]) for m, v in im])
+        return torch.from_numpy(a).float() / 255
+
     def voxel_occupancy(self, sample: int = 200) -> float:
         m = self.domains.voxel_models
         pick = m[np.linspace(0, len(m) - 1, min(sample, len(m))).astype(int)]
@@ -181,6 +187,9 @@ class Prefetcher:
         for i in [i for i in self._pending if i < index]:  # a jump (never in training): drop the stale ones
             self._pending.pop(i).cancel()
         return self._pending.pop(index).result()
+
+    def alpha(self, draw_index: int) -> torch.Tensor:
+        return self.sampler.alpha(draw_index)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
