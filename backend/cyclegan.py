@@ -22,8 +22,9 @@ where b binarises the grid straight-through (gan_losses.straight_through; --soft
 critic tells soft fakes from 0/1 grids by their softness alone, and no identity loss (a grid is not an image).
 The outline term needs no pair either: the image's own alpha mask (max-pooled to the grid's side) against the
 soft silhouette 1 - prod(1 - p) of the grid drawn from it along the dataset's camera rays (projective.py), a
-fixed renderer that, unlike the learned G_3D->2D of the image cycle, cannot hide a wrong outline. The learning rate is constant for the first half of the run
-and falls linearly to 0 over the second (pytorch-CycleGAN), measured in steps or, with --max-minutes, in time.
+fixed renderer that, unlike the learned G_3D->2D of the image cycle, cannot hide a wrong outline.
+The learning rate is constant for the first half of the run and falls linearly to 0 over the second
+(pytorch-CycleGAN), measured in steps or, with --max-minutes, in time.
 
 Every loss is checked before its update: a NaN, an infinity or a loss above --explode stops the run with a
 message that names the step and the loss, and last.safetensors is left as it was (the last good state).
@@ -577,8 +578,10 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
             for opt, base in ((opt_g, config["lr"]), (opt_d, config["lr_critic"])):
                 for group in opt.param_groups:
                     group["lr"] = base * lr_factor(progress, config["decay_from"])
-            torch.manual_seed(seed * 1_000_003 + step)  # GP mixing, pool choices: functions of the step
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            # GP mixing, pool choices: functions of the step (and of the process, for several)
+            step_seed = seed * 1_000_003 + step + (rank * 7_919_993 if world > 1 else 0)
+            torch.manual_seed(step_seed)
+            gen = torch.Generator().manual_seed(step_seed)
             losses = {}
             # --- critics
             for p in model.critic_parameters():

@@ -70,11 +70,12 @@ _GRIDS: dict = {}  # (angle, R, device, dtype) -> sampling grid; a training run 
 def _resample_trilinear(g: torch.Tensor, angle: float) -> torch.Tensor:
     b, r = g.shape[0], g.shape[1]
     key = (angle, r, str(g.device), g.dtype)
-    if key not in _GRIDS:
+    grid = _GRIDS.get(key)  # one read: the unpaired Prefetcher's threads turn grids at once
+    if grid is None:
         if len(_GRIDS) > 64:  # per-model random views (3D-R2N2): do not grow without bound
             _GRIDS.clear()
-        _GRIDS[key] = _sampling_grid(angle, r, g.device, g.dtype)
-    return F.grid_sample(g.unsqueeze(1), _GRIDS[key].expand(b, -1, -1, -1, -1), mode="bilinear",
+        grid = _GRIDS[key] = _sampling_grid(angle, r, g.device, g.dtype)
+    return F.grid_sample(g.unsqueeze(1), grid.expand(b, -1, -1, -1, -1), mode="bilinear",
                          padding_mode="zeros", align_corners=False).squeeze(1)
 
 

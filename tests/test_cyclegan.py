@@ -176,6 +176,8 @@ def test_bf16_autocast_trains_and_keeps_float32_weights(data, tmp_path):
     losses = [r for r in rows if "cycle_image" in r]
     assert losses and all(np.isfinite(v) for r in losses for k, v in r.items() if k != "step")
     # and it resumes without autocast: the pools hold float32 fakes
+    pools = [t for k, t in tensors.items() if k.startswith("pool.")]
+    assert pools and all(t.dtype == torch.float32 for t in pools)
     cyclegan.train(_gan(data, out, "--resume", "--steps", "6", "--bf16", "off", "--val-every", "100"), CPU)
     assert checkpoint.load_checkpoint(out / checkpoint.LAST)[1]["step"] == 6
 
@@ -192,7 +194,7 @@ def test_two_processes_train_in_step(data, tmp_path, kind):
     extra = ["--critic-width", "4", "--n-critic", "2"] if kind == "cyclegan" else []
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "voxlift.backend.train", kind, "--data", str(data), "--out", str(out), *TINY, *extra,
-           "--steps", "4", "--val-every", "2", "--val-samples", "8"]
+           "--steps", "4", "--val-every", "2", "--val-samples", "8", "--device", "cpu"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     res = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
