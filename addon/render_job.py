@@ -166,6 +166,7 @@ class RenderJob:
         self.finished = False
         self._retry: deque[tuple[int, str]] = deque()  # jobs of a worker that died, to send again
         self._crashes: dict[int, int] = {}  # position -> how many workers died rendering it
+        self._transient: set[int] = set()  # positions already retried after a transient render error
 
     # -- setup ---------------------------------------------------------------------------------------------
     def start(self) -> RenderJob:
@@ -273,6 +274,13 @@ class RenderJob:
             o = self.opts
             self.results[pos] = ("done", decode_result(header, payload, o.views, o.image_size, o.resolution))
             self.seconds_in_workers += header.get("seconds", 0.0)
+        elif header.get("transient") and pos not in self._transient:
+            # A frame file lost, say: not the model's fault, and a skip is never retried on resume, so
+            # the model goes first to the next worker, and this worker is replaced (its state is suspect).
+            self._transient.add(pos)
+            self._retry.appendleft((pos, header.get("id")))
+            self.log(f"retrying {header.get('id')} in a fresh worker: {header.get('reason')}")
+            w.finish()
         else:
             self.results[pos] = ("skip", header.get("reason", "unknown error"))
         if w.closing is False and w.sent >= self.opts.restart_every:

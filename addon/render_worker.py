@@ -163,6 +163,9 @@ def main(config: dict) -> int:
         mesh.check(model_id)
         return mesh, voxelize(mesh.vertices, mesh.faces, resolution)
 
+    # Fault injection for the tests: "ID:MARKER" makes rendering model ID fail once (while MARKER does not
+    # exist) as a lost frame file in /dev/shm once did (RELIABILITY.md, J).
+    fault_id, _, fault_marker = os.environ.get("VOXLIFT_RENDER_FAULT", "").rpartition(":")
     _send(fd, {"type": "ready", "pid": os.getpid()})
     lines = _Lines(sys.stdin.fileno())
     pending: deque = deque()
@@ -181,9 +184,19 @@ def main(config: dict) -> int:
                 pos, model_id, t0, future = pending.popleft()
                 try:
                     mesh, voxels = future.result()
-                    gray, alpha = renderer.render(mesh.vertices, mesh.faces)
                 except Exception as exc:  # noqa: BLE001  one bad model is skipped, the run goes on
                     _send(fd, {"type": "skip", "pos": pos, "id": model_id, "reason": _reason(exc)})
+                    continue
+                try:
+                    if model_id == fault_id and fault_marker and not os.path.exists(fault_marker):
+                        open(fault_marker, "w").close()
+                        raise FileNotFoundError(f"{renderer.tmp}/v_0001.tga (injected)")
+                    gray, alpha = renderer.render(mesh.vertices, mesh.faces)
+                except Exception as exc:  # noqa: BLE001
+                    # The model loaded and voxelised, so a failure here is the renderer's or the file
+                    # system's (an OSError: a frame file gone): the parent tries it once more, elsewhere.
+                    _send(fd, {"type": "skip", "pos": pos, "id": model_id, "reason": _reason(exc),
+                               "transient": isinstance(exc, OSError)})
                     continue
                 payload = (gray.tobytes() + alpha.tobytes()
                            + np.packbits(np.asarray(voxels, bool).ravel()).tobytes())

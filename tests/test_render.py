@@ -203,6 +203,30 @@ def test_a_worker_killed_mid_model_is_replaced_and_nothing_is_lost(full, tmp_pat
     same_dataset(full, tmp_path / "ds")
 
 
+def test_a_lost_frame_is_retried_in_a_fresh_worker_not_skipped(full, tmp_path, monkeypatch):
+    """RELIABILITY.md J: a render error that is not the model's (a frame file gone from /dev/shm) sends the
+    model to a fresh worker once, instead of recording it as skipped for good."""
+    from voxlift.render_job import RenderJob, RenderOptions
+    from voxlift.render_worker import list_records
+
+    victim = list_records([f"synthetic:{N}"])[3].id
+    marker = tmp_path / "fault-fired"
+    monkeypatch.setenv("VOXLIFT_RENDER_FAULT", f"{victim}:{marker}")
+    logged = []
+    job = RenderJob(RenderOptions(sources=[f"synthetic:{N}"], out=str(tmp_path / "ds"), views=4, image_size=64,
+                                  workers=1), log=logged.append).start()
+    spawned_before = None
+    while job.poll(0.05):
+        if spawned_before is None and marker.exists():
+            spawned_before = job._spawned
+    job.close()
+    assert marker.exists()  # the fault fired
+    assert any(victim in m and "retrying" in m for m in logged), logged
+    assert job._spawned > spawned_before  # the retry went to a new worker
+    assert job.rendered == N and job.skipped == 0
+    same_dataset(full, tmp_path / "ds")
+
+
 def test_box_filter_averages_premultiplied_gray_over_white():
     from voxlift.render import BACKGROUND, downsample
 
