@@ -33,20 +33,20 @@ from torch import nn
 
 from ..dataset_tools.dataset import open_dataset
 from . import checkpoint as ckpt
-from .cyclegan import (
-    SPECTRAL,
-    _average_gradients,
-    _broadcast_state,
-    _check,
-    _mean_over_processes,
-    add_generators_argument,
-    check_in_step,
-    generator_halves,
-    resolve_generators,
-)
+from .cyclegan import SPECTRAL, _check, add_generators_argument, generator_halves, resolve_generators
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
 from .networks import NORMS, add_decoder_head_argument
+from .train import (
+    add_bf16_argument,
+    average_gradients,
+    broadcast_state,
+    check_in_step,
+    distributed_context,
+    mean_over_processes,
+    slowest,
+    use_bf16,
+)
 from .unpaired_data import PAIRINGS, Prefetcher, UnpairedSampler, load_pairs, split_domains
 
 KIND = "autoencoder"
@@ -100,8 +100,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--explode", type=float, default=1e4)
     p.add_argument("--val-every", type=int, default=250)
     p.add_argument("--val-samples", type=int, default=256)
-    p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
-                   help="bf16 autocast of the forward passes (auto: on CUDA only)")
+    add_bf16_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
 
@@ -119,8 +118,6 @@ def config_from_args(args, ds) -> dict:
 
 
 def main(args) -> int:
-    from .train import distributed_context
-
     with distributed_context(args.device) as (rank, world, device):
         return train(args, device, rank=rank, world=world)
 
@@ -170,8 +167,8 @@ def train(args, device: torch.device, stop_after: int | None = None, rank: int =
             steps_total, budget_s = meta["steps_total"], meta["budget_s"]
     elif main_process:
         ckpt.write_config(out, config)
-    _broadcast_state(model, world)
-    amp = device.type == "cuda" if args.bf16 == "auto" else args.bf16 == "on"
+    broadcast_state(model, world)
+    amp = use_bf16(args.bf16, device)
     log = open(out / "log.jsonl", "a") if main_process else open(os.devnull, "w")  # noqa: SIM115 (closed below)
 
     def save_last():
@@ -208,10 +205,8 @@ def train(args, device: torch.device, stop_after: int | None = None, rank: int =
         while True:
             progress = max(step / steps_total if steps_total else 0.0,
                            (time.time() - t_start) / budget_s if budget_s else 0.0)
-            if world > 1 and budget_s:  # the slowest clock decides, so every process stops at the same step
-                t = torch.tensor([progress], device=device)
-                torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-                progress = float(t)
+            if budget_s:
+                progress = slowest(progress, world, device)
             if progress >= 1.0:
                 break
             x, _, y, _ = sampler.draw(step * world + rank)
@@ -227,14 +222,14 @@ def train(args, device: torch.device, stop_after: int | None = None, rank: int =
                 losses["code_gap"] = code_gap(code_x, code_y)
             # runs from before --align had none
             total = losses["image_l1"] + losses["voxel_bce"] + config.get("align", 0) * losses.get("code_gap", 0)
-            losses = _mean_over_processes({**losses, "loss": total}, world)
+            losses = mean_over_processes({**losses, "loss": total}, world)
             _check(losses, step, config["explode"], out)
             del losses["loss"]
             opt.zero_grad(set_to_none=True)
             total.backward()
-            _average_gradients(list(model.parameters()), world)
+            average_gradients(list(model.parameters()), world)
             opt.step()
-            _broadcast_state(model, world, buffers_only=True)
+            broadcast_state(model, world, buffers_only=True)
             step += 1
             elapsed = time.time() - t_start
             if step % 10 == 0 or step == 1:

@@ -33,7 +33,7 @@ the pool's randomness and the gradient-penalty mixing are functions of the seed 
 keeps the best validation MMD: an unpaired criterion, so selection never looks at a pair.
 
 Several processes (torchrun): each draws its own batches, and the gradients are averaged over the processes
-by hand after every backward (`_average_gradients`) rather than through DistributedDataParallel, whose hooks
+by hand after every backward (`train.average_gradients`) rather than through DistributedDataParallel, whose hooks
 do not go with the gradient penalty's double backward; buffers (spectral norm's power-iteration vectors, batch
 norm statistics) follow process 0 after every step, as DDP's do. Process 0 alone writes the run folder.
 On CUDA the forward passes run under bf16 autocast (`--bf16`), the losses in float32.
@@ -76,6 +76,16 @@ from .networks import (
     VoxelEncoder,
     add_decoder_head_argument,
     decoder_head,
+)
+from .train import (
+    add_bf16_argument,
+    average_gradients,
+    broadcast_state,
+    check_in_step,
+    distributed_context,
+    mean_over_processes,
+    slowest,
+    use_bf16,
 )
 from .unpaired_data import PAIRINGS, Prefetcher, UnpairedSampler, load_pairs, split_domains
 
@@ -249,8 +259,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--explode", type=float, help="a loss above this stops the run as diverged (default 1e4)")
     p.add_argument("--val-every", type=int, default=250, help="steps between validations and checkpoints")
     p.add_argument("--val-samples", type=int, default=256, help="val models used for validation")
-    p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
-                   help="bf16 autocast of the forward passes (auto: on CUDA only)")
+    add_bf16_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -345,57 +354,8 @@ def evaluate_generator(to_voxels, ds, split: str, input_size: int, device, limit
 
 
 def main(args) -> int:
-    from .train import distributed_context
-
     with distributed_context(args.device) as (rank, world, device):
         return train(args, device, rank=rank, world=world)
-
-
-def _average_gradients(params, world: int) -> None:
-    """All-reduce the gradients of `params` (one flat buffer) and divide by the number of processes."""
-    if world == 1:
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    torch.distributed.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-
-def _broadcast_state(module: nn.Module, world: int, buffers_only: bool = False) -> None:
-    """Every process takes process 0's buffers (and parameters unless `buffers_only`)."""
-    if world == 1:
-        return
-    tensors = list(module.buffers()) if buffers_only else list(module.state_dict().values())
-    for t in tensors:
-        torch.distributed.broadcast(t, 0)
-
-
-def check_in_step(model: nn.Module, world: int, out) -> None:
-    """Every process must hold the same weights (averaged gradients, one Adam update): a VoxliftError when not."""
-    if world == 1:
-        return
-    flat = torch.cat([t.detach().reshape(-1).double() for t in model.state_dict().values() if t.is_floating_point()])
-    mine = torch.stack([flat.sum(), (flat * flat).sum()])
-    first = mine.clone()
-    torch.distributed.broadcast(first, 0)
-    apart = torch.tensor([0.0 if torch.allclose(mine, first, rtol=1e-9, atol=0.0) else 1.0], device=mine.device)
-    torch.distributed.all_reduce(apart, op=torch.distributed.ReduceOp.MAX)
-    if float(apart):
-        raise VoxliftError(f"{out}: the {world} training processes no longer hold the same weights")
-
-
-def _mean_over_processes(values: dict[str, torch.Tensor], world: int) -> dict[str, torch.Tensor]:
-    """The processes' mean of each loss (for the checks and the log): a NaN in any process stops every one."""
-    if world == 1:
-        return values
-    keys = list(values)
-    t = torch.stack([values[k].detach().float() for k in keys])
-    torch.distributed.all_reduce(t)
-    return dict(zip(keys, t / world))
 
 
 def _check(losses: dict[str, torch.Tensor], step: int, limit: float, out: Path) -> None:
@@ -505,10 +465,10 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
             (out / "domains.json").write_text(json.dumps({
                 "pairing": domains.pairing, "image_models": [ds.models[i].id for i in domains.image_models],
                 "voxel_models": [ds.models[i].id for i in domains.voxel_models]}, indent=0) + "\n")
-    _broadcast_state(model, world)  # one starting point, whatever each process's random state made
+    broadcast_state(model, world)  # one starting point, whatever each process's random state made
     # bf16 autocast on CUDA by default; `--bf16 on` tries it on the CPU too. Fakes enter the pools as float32,
     # so a run resumes with or without it.
-    amp = device.type == "cuda" if args.bf16 == "auto" else args.bf16 == "on"
+    amp = use_bf16(args.bf16, device)
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -569,10 +529,8 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
         while True:
             progress = max(step / steps_total if steps_total else 0.0,
                            (time.time() - t_start) / budget_s if budget_s else 0.0)
-            if world > 1 and budget_s:  # on the slowest clock, so that every process stops at the same step
-                t = torch.tensor([progress], device=device)
-                torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-                progress = float(t)
+            if budget_s:
+                progress = slowest(progress, world, device)
             if progress >= 1.0:
                 break
             for opt, base in ((opt_g, config["lr"]), (opt_d, config["lr_critic"])):
@@ -604,17 +562,18 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
                         losses["gp3d"] = gradient_penalty(model.critic3d, y, fake_vox, weight=config["gp_weight"])
                         losses["gp2d"] = gradient_penalty(model.critic2d, x, fake_img, weight=config["gp_weight"])
                 total_d = sum(losses.values())
-                losses = _mean_over_processes({**losses, "critic loss": total_d}, world)
+                losses = mean_over_processes({**losses, "critic loss": total_d}, world)
                 _check(losses, step, config["explode"], out)
                 del losses["critic loss"]
                 opt_d.zero_grad(set_to_none=True)
                 total_d.backward()
-                _average_gradients(model.critic_parameters(), world)
+                average_gradients(model.critic_parameters(), world)
                 opt_d.step()
             # --- generators
             for p in model.critic_parameters():
                 p.requires_grad_(False)
-            x, im_idx, y, vx_idx = sampler.draw((step * (n_critic + 1) + n_critic) * world + rank)
+            g_draw = (step * (n_critic + 1) + n_critic) * world + rank
+            x, im_idx, y, vx_idx = sampler.draw(g_draw)
             if on_batch is not None:
                 on_batch(im_idx, vx_idx)
             x, y = x.to(device), y.to(device)
@@ -634,18 +593,17 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
             if lambda_sil:
                 # No pair: the image's own alpha, the grid drawn from it, and the known camera.
                 outline = pj.silhouette(torch.sigmoid(logits.float()), outline_rays)
-                masks = pj.outline_masks(sampler.alpha((step * (n_critic + 1) + n_critic) * world + rank),
-                                         outline.shape[-1]).to(device)
+                masks = pj.outline_masks(sampler.alpha(g_draw), outline.shape[-1]).to(device)
                 g_losses["silhouette"] = F.binary_cross_entropy(outline.clamp(1e-4, 1 - 1e-4), masks)
                 total_g = total_g + lambda_sil * g_losses["silhouette"]
-            g_losses = _mean_over_processes({**g_losses, "generator loss": total_g}, world)
+            g_losses = mean_over_processes({**g_losses, "generator loss": total_g}, world)
             _check(g_losses, step, config["explode"], out)
             logged_g = float(g_losses.pop("generator loss").detach())
             opt_g.zero_grad(set_to_none=True)
             total_g.backward()
-            _average_gradients(model.generator_parameters(), world)
+            average_gradients(model.generator_parameters(), world)
             opt_g.step()
-            _broadcast_state(model, world, buffers_only=True)
+            broadcast_state(model, world, buffers_only=True)
             step += 1
             elapsed = time.time() - t_start
             if step % 10 == 0 or step == 1:

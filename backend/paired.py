@@ -29,6 +29,7 @@ from .data import Augment, AugmentConfig, ViewDataset, dataset_statistics, make_
 from .losses import LOSSES, positive_weight, voxel_loss
 from .metrics import iou
 from .networks import NORMS, ImageEncoder, VoxelDecoder, add_decoder_head_argument, decoder_head
+from .train import add_bf16_argument, use_bf16
 
 KIND = "paired"
 
@@ -133,8 +134,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-every", type=int, default=250, help="steps between validations and checkpoints")
     p.add_argument("--val-samples", type=int, default=512, help="val views used (a fixed, spread subset)")
     p.add_argument("--workers", type=int, help="DataLoader workers (default: 1 on the CPU, 4 on CUDA)")
-    p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
-                   help="bf16 autocast + channels-last (auto: on CUDA only)")
+    add_bf16_argument(p, "bf16 autocast + channels-last (auto: on CUDA only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -214,7 +214,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
     model = build_model(config).to(device)
     cuda = device.type == "cuda"
     # bf16 autocast and channels-last images: on CUDA by default; `--bf16 on` tries them on the CPU too.
-    amp = cuda if args.bf16 == "auto" else args.bf16 == "on"
+    amp = use_bf16(args.bf16, device)
     if amp:
         model.encoder.to(memory_format=torch.channels_last)  # the decoder is channels-last 3D already
     optim = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])

@@ -70,6 +70,88 @@ def distributed_context(device_name: str = "auto"):
         dist.destroy_process_group()
 
 
+# -- several processes without DDP -------------------------------------------------------------------------
+# The unpaired models (cyclegan, autoencoder) average their gradients by hand: DDP's hooks do not go with the
+# WGAN gradient penalty's double backward. Each is a no-op for one process; torch is imported inside, as in
+# distributed_context, so that `voxlift train --help` needs none.
+
+def average_gradients(params, world: int) -> None:
+    """All-reduce the gradients of `params` (one flat buffer) and divide by the number of processes."""
+    if world == 1:
+        return
+    import torch
+
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def broadcast_state(module, world: int, buffers_only: bool = False) -> None:
+    """Every process takes process 0's buffers (and parameters unless `buffers_only`)."""
+    if world == 1:
+        return
+    import torch
+
+    for t in (list(module.buffers()) if buffers_only else list(module.state_dict().values())):
+        torch.distributed.broadcast(t, 0)
+
+
+def mean_over_processes(values: dict, world: int) -> dict:
+    """The processes' mean of each loss (for the checks and the log): a NaN in any process stops every one."""
+    if world == 1:
+        return values
+    import torch
+
+    keys = list(values)
+    t = torch.stack([values[k].detach().float() for k in keys])
+    torch.distributed.all_reduce(t)
+    return dict(zip(keys, t / world))
+
+
+def slowest(progress: float, world: int, device) -> float:
+    """The largest `progress` (share of a clock budget) over the processes, so that all stop at one step."""
+    if world == 1:
+        return progress
+    import torch
+
+    t = torch.tensor([progress], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return float(t)
+
+
+def check_in_step(model, world: int, out) -> None:
+    """Every process must hold the same weights (averaged gradients, one Adam update): a VoxliftError when not."""
+    if world == 1:
+        return
+    import torch
+
+    from ..dataset_tools.errors import VoxliftError
+
+    flat = torch.cat([t.detach().reshape(-1).double() for t in model.state_dict().values() if t.is_floating_point()])
+    mine = torch.stack([flat.sum(), (flat * flat).sum()])
+    first = mine.clone()
+    torch.distributed.broadcast(first, 0)
+    apart = torch.tensor([0.0 if torch.allclose(mine, first, rtol=1e-9, atol=0.0) else 1.0], device=mine.device)
+    torch.distributed.all_reduce(apart, op=torch.distributed.ReduceOp.MAX)
+    if float(apart):
+        raise VoxliftError(f"{out}: the {world} training processes no longer hold the same weights")
+
+
+def add_bf16_argument(p: argparse.ArgumentParser,
+                      help: str = "bf16 autocast of the forward passes (auto: on CUDA only)") -> None:
+    p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"), help=help)
+
+
+def use_bf16(choice: str, device) -> bool:
+    """--bf16: auto turns it on for CUDA only; on tries it on the CPU too."""
+    return device.type == "cuda" if choice == "auto" else choice == "on"
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..dataset_tools.errors import VoxliftError
 
