@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """voxlift's task runner (standard library only).
 
-    python build.py setup          create .venv and install voxlift editable with its extras
-    python build.py test [ARGS]    setup, then the whole pytest suite (ARGS go to pytest)
-    python build.py demo [ARGS]    setup, then the main job (see README.md)
-    python build.py zip            the Blender extension zip in dist/
-    python build.py bench [NAMES]  setup, then the benchmarks; each rewrites its section of BENCHMARKS.md
+python build.py setup          create .venv and install voxlift editable with its extras
+python build.py test [ARGS]    setup, then the whole pytest suite (ARGS go to pytest)
+python build.py demo [ARGS]    setup, then the main job (see README.md)
+python build.py zip            the Blender extension zip in dist/
+python build.py bench [NAMES]  setup, then the benchmarks; each rewrites its section of BENCHMARKS.md
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,13 @@ def find_python311() -> str:
         return sys.executable
     for name in ("python3.11", "python3"):
         exe = shutil.which(name)
-        if exe and subprocess.run([exe, "-c", "import sys; assert sys.version_info[:2] == (3, 11)"],
-                                  capture_output=True).returncode == 0:
+        if (
+            exe
+            and subprocess.run(
+                [exe, "-c", "import sys; assert sys.version_info[:2] == (3, 11)"], capture_output=True
+            ).returncode
+            == 0
+        ):
             return exe
     sys.exit("error: voxlift needs Python 3.11 (bpy==5.0.1 is built for it); install python3.11")
 
@@ -62,8 +68,23 @@ def setup() -> None:
     print(f"setup done in {time.time() - t0:.0f} s", flush=True)
 
 
+def lint() -> int:
+    """One style: ruff's linter and formatter must both pass (`ruff format .` fixes the second)."""
+    ruff = VENV / "bin" / "ruff"
+    rc = 0
+    for cmd in ([ruff, "check", "--output-format", "concise", "."], [ruff, "format", "--check", "."]):
+        print("+", " ".join(str(c) for c in cmd), flush=True)
+        rc |= subprocess.run([str(c) for c in cmd], cwd=ROOT, check=False).returncode
+    return rc
+
+
 def cmd_test(args: list[str]) -> int:
     setup()
+    if lint() != 0:
+        print(
+            "lint failed: `.venv/bin/ruff format .` fixes the formatting; the linter's findings need a hand"
+        )
+        return 1
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT, env=env).returncode
 
@@ -81,7 +102,11 @@ def build_zip() -> Path:
     out = ROOT / "dist" / f"voxlift-{version}.zip"
     out.parent.mkdir(exist_ok=True)
     tmp = out.with_suffix(".zip.tmp")
-    layout = [(ROOT / "addon", ""), (ROOT / "backend", "backend/"), (ROOT / "dataset_tools", "dataset_tools/")]
+    layout = [
+        (ROOT / "addon", ""),
+        (ROOT / "backend", "backend/"),
+        (ROOT / "dataset_tools", "dataset_tools/"),
+    ]
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for src, prefix in layout:
             for path in sorted(src.rglob("*")):
@@ -100,13 +125,20 @@ def cmd_bench(names: list[str]) -> int:
     if names:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in names]
         if not scripts:
-            sys.exit(f"error: no benchmark named {names}; have "
-                     f"{[s.stem.removeprefix('bench_') for s in BENCH_DIR.glob('bench_*.py')]}")
+            sys.exit(
+                f"error: no benchmark named {names}; have "
+                f"{[s.stem.removeprefix('bench_') for s in BENCH_DIR.glob('bench_*.py')]}"
+            )
     md_path = ROOT / "BENCHMARKS.md"
-    text = md_path.read_text() if md_path.exists() else (
-        "# Benchmarks\n\nWritten by `python build.py bench [NAME...]`: each section is rewritten by its own "
-        "benchmark (`tests/benchmarks/bench_NAME.py`). Ratios are measured within one run; absolute "
-        "times vary on these noisy machines.\n")
+    text = (
+        md_path.read_text()
+        if md_path.exists()
+        else (
+            "# Benchmarks\n\nWritten by `python build.py bench [NAME...]`: each section is rewritten by its own "
+            "benchmark (`tests/benchmarks/bench_NAME.py`). Ratios are measured within one run; absolute "
+            "times vary on these noisy machines.\n"
+        )
+    )
     rc = 0
     for script in scripts:
         name = script.stem.removeprefix("bench_")
@@ -118,11 +150,17 @@ def cmd_bench(names: list[str]) -> int:
             rc = 1
             continue
         machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
-        body = (f"<!-- bench:{name} -->\n{proc.stdout.strip()}\n\n"
-                f"_Command: `python build.py bench {name}`; machine: {machine}; "
-                f"{time.strftime('%Y-%m-%d')}, {time.time() - t0:.0f} s._\n<!-- /bench:{name} -->")
+        body = (
+            f"<!-- bench:{name} -->\n{proc.stdout.strip()}\n\n"
+            f"_Command: `python build.py bench {name}`; machine: {machine}; "
+            f"{time.strftime('%Y-%m-%d')}, {time.time() - t0:.0f} s._\n<!-- /bench:{name} -->"
+        )
         pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
-        text = pattern.sub(lambda _: body, text) if pattern.search(text) else text.rstrip() + "\n\n" + body + "\n"
+        text = (
+            pattern.sub(lambda _, body=body: body, text)
+            if pattern.search(text)
+            else text.rstrip() + "\n\n" + body + "\n"
+        )
         md_path.write_text(text)
     return rc
 

@@ -169,7 +169,7 @@ def parse_progress(text: str, progress: Progress) -> None:
     progress.message = text[-200:]
 
 
-def backend_job(backend: Backend, args: list[str], log_path=None) -> "Job":
+def backend_job(backend: Backend, args: list[str], log_path=None) -> Job:
     """`PYTHON -m voxlift ARGS...` as a Job."""
     return Job(backend.command(*args), backend.env(), log_path)
 
@@ -203,7 +203,7 @@ class Job:
         self.tail: list[str] = []
         self.cancelled = False
         self.started = time.time()
-        self._log = open(log_path, "w", encoding="utf-8") if log_path else None
+        self._log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115 (closed in _read)
         self.proc = subprocess.Popen(
             self.command,
             env=env,

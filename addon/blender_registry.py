@@ -3,6 +3,7 @@
 Each module in BLENDER_MODULES owns its classes and has register()/unregister(). The voxlift CLI command is
 registered too, so `blender -b -c voxlift ARGS...` runs the same commands as the `voxlift` console script.
 """
+
 import importlib
 
 import bpy

@@ -4,6 +4,7 @@ Each command lives in its own module with `add_arguments(parser)` and `run(args)
 imported only when their command runs, so `voxlift sources` needs neither bpy nor torch.
 Bad input ends in one line `voxlift: error: ...` on stderr and exit status 1, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse

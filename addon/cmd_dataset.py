@@ -8,6 +8,7 @@
 SOURCE is anything dataset_tools.sources.iter_models takes: a .sh3f file or a folder of them, a ShapeNetCore
 v1/v2 root or synset folder, a folder of .obj files, or synthetic:N[:SEED].
 """
+
 from __future__ import annotations
 
 import os
@@ -21,27 +22,36 @@ from .dataset_tools.errors import VoxliftError
 
 def add_arguments(command: str, parser) -> None:
     if command in ("sources", "voxelize"):
-        parser.add_argument("sources", nargs="+", metavar="SOURCE",
-                            help="a .sh3f file or folder of them, a ShapeNet root or synset folder, a folder of "
-                                 ".obj files, or synthetic:N[:SEED]")
+        parser.add_argument(
+            "sources",
+            nargs="+",
+            metavar="SOURCE",
+            help="a .sh3f file or folder of them, a ShapeNet root or synset folder, a folder of "
+            ".obj files, or synthetic:N[:SEED]",
+        )
     if command == "voxelize":
         parser.add_argument("--out", required=True, help="folder for the .binvox files (created)")
         parser.add_argument("--resolution", type=int, default=32, help="grid size R (default 32)")
     if command == "inspect":
         parser.add_argument("dataset", help="a voxlift dataset folder")
     if command == "import-r2n2":
-        parser.add_argument("root", metavar="R2N2_ROOT",
-                            help="folder holding ShapeNetRendering/ and ShapeNetVox32/")
+        parser.add_argument(
+            "root", metavar="R2N2_ROOT", help="folder holding ShapeNetRendering/ and ShapeNetVox32/"
+        )
         parser.add_argument("--out", required=True, help="dataset folder to create or resume")
     if command in ("sources", "voxelize", "import-r2n2"):
-        parser.add_argument("--categories", default=None,
-                            help="comma-separated ShapeNet names or synset ids, e.g. chair,table")
+        parser.add_argument(
+            "--categories",
+            default=None,
+            help="comma-separated ShapeNet names or synset ids, e.g. chair,table",
+        )
         parser.add_argument("--limit", type=int, default=None, help="at most N models")
 
 
 def run(args) -> int:
-    return {"sources": _sources, "voxelize": _voxelize, "inspect": _inspect,
-            "import-r2n2": _import_r2n2}[args.command](args)
+    return {"sources": _sources, "voxelize": _voxelize, "inspect": _inspect, "import-r2n2": _import_r2n2}[
+        args.command
+    ](args)
 
 
 def _check_limit(limit):
@@ -141,7 +151,9 @@ def _voxelize(args) -> int:
         counts["written"] += 1
         bar.update()
     bar.close()
-    print(f"{out}: {counts['written']} written, {counts['existing']} already there, {counts['skipped']} skipped")
+    print(
+        f"{out}: {counts['written']} written, {counts['existing']} already there, {counts['skipped']} skipped"
+    )
     return 0
 
 
@@ -170,7 +182,11 @@ def _import_r2n2(args) -> int:
     def log(line):
         (messages[0].write if messages else lambda s: print(s, file=sys.stderr))(f"voxlift: {line}")
 
-    counts = import_r2n2(args.root, args.out, normalize_categories(args.categories), args.limit, log, progress)
-    print(f"{os.fspath(args.out)}: {counts['added']} added, {counts['existing']} already there, "
-          f"{counts['skipped']} skipped")
+    counts = import_r2n2(
+        args.root, args.out, normalize_categories(args.categories), args.limit, log, progress
+    )
+    print(
+        f"{os.fspath(args.out)}: {counts['added']} added, {counts['existing']} already there, "
+        f"{counts['skipped']} skipped"
+    )
     return 0

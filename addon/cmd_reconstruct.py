@@ -69,7 +69,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if p.suffix.lower() == ".npy":
         try:
             a = np.load(p, allow_pickle=False)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (numpy raises many types for a damaged file)
             raise VoxliftError(f"{p}: not a readable .npy array ({exc})") from None
         return check_image(a, p)
     with open(p, "rb") as f:
@@ -88,13 +88,15 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             # Refuse by the header's claim before decoding: a few kB of GIF can claim 10^8 pixels, and Pillow
             # only warns below 179 MP.
             if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise VoxliftError(f"{p}: {im.width}x{im.height} pixels is more than this voxlift reads "
-                                   f"({MAX_IMAGE_PIXELS} pixels); scale the image down first")
+                raise VoxliftError(
+                    f"{p}: {im.width}x{im.height} pixels is more than this voxlift reads "
+                    f"({MAX_IMAGE_PIXELS} pixels); scale the image down first"
+                )
             im.load()
             a = np.asarray(im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"))
     except VoxliftError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (Pillow raises many types for a damaged file)
         raise VoxliftError(f"{p}: not an image this voxlift can read ({exc})") from None
     return check_image(a, p)
 

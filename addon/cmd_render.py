@@ -8,6 +8,7 @@
 The same arguments work as `blender -b -c voxlift render ...` in a Blender binary. Rendering runs in child
 processes (render_job.py); this process only lists models, writes the dataset and shows progress.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,12 @@ def _positive(text: str) -> int:
 
 def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
     if command == "render":
-        p.add_argument("sources", nargs="+", metavar="SOURCE",
-                       help=".sh3f file or folder, ShapeNet root, OBJ folder, or synthetic:N[:seed]")
+        p.add_argument(
+            "sources",
+            nargs="+",
+            metavar="SOURCE",
+            help=".sh3f file or folder, ShapeNet root, OBJ folder, or synthetic:N[:seed]",
+        )
         p.add_argument("--out", required=True, help="dataset folder (created, or resumed if it exists)")
         p.add_argument("--categories", help="comma-separated categories to keep, e.g. chair,table")
         p.add_argument("--limit", type=_positive, help="at most N models (before sharding)")
@@ -42,14 +47,26 @@ def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--image-size", type=_positive, default=128, help="image size in pixels (128)")
         p.add_argument("--resolution", type=_positive, default=32, help="voxel grid resolution (32)")
         p.add_argument("--engine", choices=("workbench", "cycles"), default="workbench")
-        p.add_argument("--supersample", type=_positive, default=2,
-                       help="render at K times the size and box-filter down (2): parts wider than 1/K px show")
+        p.add_argument(
+            "--supersample",
+            type=_positive,
+            default=2,
+            help="render at K times the size and box-filter down (2): parts wider than 1/K px show",
+        )
         p.add_argument("--cycles-samples", type=_positive, default=16)
-        p.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
-                       help="Blender processes in parallel (default: the CPU count)")
+        p.add_argument(
+            "--workers",
+            type=_positive,
+            default=os.cpu_count() or 1,
+            help="Blender processes in parallel (default: the CPU count)",
+        )
         p.add_argument("--shard", default="0/1", help="render only shard i of N (i/N), e.g. in a SLURM array")
-        p.add_argument("--restart-every", type=_positive, default=500,
-                       help="models per worker process before it is restarted (500)")
+        p.add_argument(
+            "--restart-every",
+            type=_positive,
+            default=500,
+            help="models per worker process before it is restarted (500)",
+        )
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
     elif command == "merge":
         p.add_argument("inputs", nargs="+", metavar="SHARD", help="datasets to join (e.g. render shards)")
@@ -71,12 +88,24 @@ def options_from_args(args):
     from .render_job import RenderOptions, parse_shard
 
     cats = normalize_categories(args.categories)
-    return RenderOptions(sources=list(args.sources), out=args.out,
-                         categories=sorted(cats) if cats else None, limit=args.limit,
-                         views=args.views, elevation=args.elevation, distance=args.distance, fov=args.fov,
-                         image_size=args.image_size, resolution=args.resolution, engine=args.engine,
-                         supersample=args.supersample, cycles_samples=args.cycles_samples, workers=args.workers,
-                         shard=parse_shard(args.shard), restart_every=args.restart_every)
+    return RenderOptions(
+        sources=list(args.sources),
+        out=args.out,
+        categories=sorted(cats) if cats else None,
+        limit=args.limit,
+        views=args.views,
+        elevation=args.elevation,
+        distance=args.distance,
+        fov=args.fov,
+        image_size=args.image_size,
+        resolution=args.resolution,
+        engine=args.engine,
+        supersample=args.supersample,
+        cycles_samples=args.cycles_samples,
+        workers=args.workers,
+        shard=parse_shard(args.shard),
+        restart_every=args.restart_every,
+    )
 
 
 def _render(args) -> int:
@@ -102,8 +131,9 @@ def _render(args) -> int:
             if bar is not None and job.done > shown:
                 bar.update(job.done - shown)
                 shown = job.done
-                bar.set_postfix_str(f"{job.rendered * opts.views / max(job.elapsed, 1e-9):.1f} views/s, "
-                                    f"{job.skipped} skipped")
+                bar.set_postfix_str(
+                    f"{job.rendered * opts.views / max(job.elapsed, 1e-9):.1f} views/s, {job.skipped} skipped"
+                )
         if bar is not None:
             bar.update(job.done - shown)
     except KeyboardInterrupt:
@@ -130,13 +160,18 @@ def _merge(args) -> int:
         ds = open_dataset(path)
         for key in ("image_size", "views_per_model", "resolution"):
             if getattr(ds, key) != getattr(first, key):
-                raise VoxliftError(f"{path}: {key} {getattr(ds, key)} differs from {args.inputs[0]}'s "
-                                   f"{getattr(first, key)}; only shards of one render can be merged")
-        same_views = (ds.views is None) == (first.views is None) and (ds.views is None or all(
-            np.allclose(a.world_to_pixel, b.world_to_pixel) for a, b in zip(ds.views, first.views)))
+                raise VoxliftError(
+                    f"{path}: {key} {getattr(ds, key)} differs from {args.inputs[0]}'s "
+                    f"{getattr(first, key)}; only shards of one render can be merged"
+                )
+        same_views = (ds.views is None) == (first.views is None) and (
+            ds.views is None
+            or all(np.allclose(a.world_to_pixel, b.world_to_pixel) for a, b in zip(ds.views, first.views))
+        )
         if not same_views:
-            raise VoxliftError(f"{path}: its cameras differ from {args.inputs[0]}'s; only shards of one render "
-                               "can be merged")
+            raise VoxliftError(
+                f"{path}: its cameras differ from {args.inputs[0]}'s; only shards of one render can be merged"
+            )
     added = merge_datasets(args.out, args.inputs)
     print(f"{args.out}: {added} models added from {len(args.inputs)} datasets")
     return 0

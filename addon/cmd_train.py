@@ -3,6 +3,7 @@
 The work lives in voxlift.backend (torch); it is imported only once one of these commands is asked for, so
 this module itself imports without torch. Model kinds are listed in backend/train.py (KINDS).
 """
+
 from __future__ import annotations
 
 import importlib

@@ -8,6 +8,7 @@
 
 Every step runs the same `voxlift` command a user would type, so the demo also proves the CLI end to end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,11 @@ def step_grids(out: Path, spec: str) -> Path:
 
     _voxlift("voxelize", spec, "--out", str(out / "binvox"))
     files = sorted((out / "binvox").rglob("*.binvox"))[:48]
-    sheet = contact_sheet([grid_preview(read_binvox(f).voxels, 96) for f in files], columns=8,
-                          labels=[f.stem[:14] for f in files])
+    sheet = contact_sheet(
+        [grid_preview(read_binvox(f).voxels, 96) for f in files],
+        columns=8,
+        labels=[f.stem[:14] for f in files],
+    )
     write_png(out / "grids.png", sheet)
     print(f"contact sheet of {len(files)} grids: {out / 'grids.png'}")
     return out / "grids.png"
@@ -86,16 +90,37 @@ def step_reconstruct(out: Path, dataset_path: Path, run: Path, count: int = 8) -
         write_png(path, rgba)
         inputs.append((i, view, path))
     # Threshold 0.3, the one the IoU is reported at (Pix2Vox's and 3D-R2N2's convention).
-    _voxlift("reconstruct", *[str(p) for _, _, p in inputs], "--checkpoint", str(run),
-             "--out", str(out / "reconstruction.blend"), "--threshold", "0.3")
+    _voxlift(
+        "reconstruct",
+        *[str(p) for _, _, p in inputs],
+        "--checkpoint",
+        str(run),
+        "--out",
+        str(out / "reconstruction.blend"),
+        "--threshold",
+        "0.3",
+    )
     for i, view, path in inputs:
         az = ds.views_of(i)[view]
         binvox = out / "inputs" / (path.stem + ".binvox")
-        _voxlift("reconstruct", str(path), "--checkpoint", str(run), "--out", str(binvox),
-                 "--azimuth", str(az.azimuth), "--threshold", "0.3")
+        _voxlift(
+            "reconstruct",
+            str(path),
+            "--checkpoint",
+            str(run),
+            "--out",
+            str(binvox),
+            "--azimuth",
+            str(az.azimuth),
+            "--threshold",
+            "0.3",
+        )
         pred = read_binvox(binvox).voxels
-        tiles += [ds.images[i, view], grid_preview(pred, ds.image_size, az.azimuth, az.elevation),
-                  grid_preview(ds.voxels[i], ds.image_size, az.azimuth, az.elevation)]
+        tiles += [
+            ds.images[i, view],
+            grid_preview(pred, ds.image_size, az.azimuth, az.elevation),
+            grid_preview(ds.voxels[i], ds.image_size, az.azimuth, az.elevation),
+        ]
         labels += ["input", "reconstruction", "truth"]
     write_png(out / "reconstruction.png", contact_sheet(tiles, columns=6, labels=labels))
     return out / "reconstruction.png"
@@ -120,10 +145,28 @@ def run(args: argparse.Namespace) -> int:
     run_dir = fresh_run_dir(out)
     # The held-out inputs are renderings made like the training ones: augmentation (for photos and other
     # framings) would spend the short budget on robustness they do not need (BENCHMARKS.md, paired).
-    _voxlift("train", "paired", "--data", str(dataset), "--out", str(run_dir), "--max-minutes", str(args.minutes),
-             "--no-augment")
-    result = _capture_json("evaluate", "--checkpoint", str(run_dir), "--data", str(dataset), "--split", "test",
-                           "--json", "--no-fscore")
+    _voxlift(
+        "train",
+        "paired",
+        "--data",
+        str(dataset),
+        "--out",
+        str(run_dir),
+        "--max-minutes",
+        str(args.minutes),
+        "--no-augment",
+    )
+    result = _capture_json(
+        "evaluate",
+        "--checkpoint",
+        str(run_dir),
+        "--data",
+        str(dataset),
+        "--split",
+        "test",
+        "--json",
+        "--no-fscore",
+    )
     baseline = _capture_json("baseline", "mean-shape", "--data", str(dataset), "--split", "test", "--json")
 
     recon = step_reconstruct(out, dataset, run_dir)

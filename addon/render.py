@@ -15,6 +15,7 @@ Choices, measured with bpy 5.0.1 on the 2-core test machine (Workbench, 8 views)
     colour, no shadows or cavity: untextured, even light that shows the shape. Standard view transform so
     no tone curve changes the grays.
 """
+
 from __future__ import annotations
 
 import os
@@ -204,6 +205,11 @@ def downsample(rgba: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         a = sum(a[:, i::k, j::k] for i in range(k) for j in range(k))
         pm = sum(pm[:, i::k, j::k] for i in range(k) for j in range(k))
     cov = a.astype(np.float32) / np.float32(255 * k * k)
-    gray = pm.astype(np.float32) / np.float32(256 * 255 * 255 * k * k) + (1.0 - cov) * np.float32(BACKGROUND / 255)
-    to_u8 = lambda z: np.clip(np.rint(z * 255.0), 0, 255).astype(np.uint8)
+    gray = pm.astype(np.float32) / np.float32(256 * 255 * 255 * k * k) + (1.0 - cov) * np.float32(
+        BACKGROUND / 255
+    )
+
+    def to_u8(z):
+        return np.clip(np.rint(z * 255.0), 0, 255).astype(np.uint8)
+
     return to_u8(gray), to_u8(cov)

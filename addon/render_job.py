@@ -8,8 +8,10 @@ wait in a small reorder buffer), so the committed models are always a prefix of 
 interrupted run that is started again produces byte for byte the dataset an uninterrupted run produces.
 Models already in the dataset or already skipped are not rendered again.
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -71,8 +73,15 @@ class _Worker:
         env = dict(os.environ)
         env.setdefault("LP_NUM_THREADS", str(threads))
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
-                                         pass_fds=(write_fd,), close_fds=True, env=env)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                pass_fds=(write_fd,),
+                close_fds=True,
+                env=env,
+            )
         os.close(write_fd)  # the worker holds the only write end: EOF here means it is gone
         os.set_blocking(self.read_fd, False)
         self.buffer = bytearray()
@@ -96,10 +105,8 @@ class _Worker:
         """No more jobs: the worker exits once its in-flight ones are answered."""
         if not self.closing:
             self.closing = True
-            try:
+            with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-            except OSError:
-                pass
 
     def frames(self):
         """Complete frames received so far: (header, payload)."""
@@ -107,11 +114,11 @@ class _Worker:
             (hlen,) = struct.unpack(">I", self.buffer[:4])
             if len(self.buffer) < 4 + hlen:
                 return
-            header = json.loads(self.buffer[4:4 + hlen])
+            header = json.loads(self.buffer[4 : 4 + hlen])
             end = 4 + hlen + header["nbytes"]
             if len(self.buffer) < end:
                 return
-            payload = bytes(self.buffer[4 + hlen:end])
+            payload = bytes(self.buffer[4 + hlen : end])
             del self.buffer[:end]
             yield header, payload
 
@@ -127,8 +134,11 @@ class _Worker:
     def stderr_tail(self, n: int = 6) -> str:
         try:
             with open(self.log_path, "rb") as f:
-                lines = [ln for ln in f.read().decode(errors="replace").splitlines()
-                         if ln.strip() and "EGL" not in ln]
+                lines = [
+                    ln
+                    for ln in f.read().decode(errors="replace").splitlines()
+                    if ln.strip() and "EGL" not in ln
+                ]
             return " | ".join(lines[-n:])
         except OSError:
             return ""
@@ -137,10 +147,8 @@ class _Worker:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        try:
+        with contextlib.suppress(OSError):
             os.close(self.read_fd)
-        except OSError:
-            pass
         # A worker killed mid-model cannot clean its frames folder (render.Renderer.tmp): do it for it.
         for path in frames_dirs(self.proc.pid):
             shutil.rmtree(path, ignore_errors=True)
@@ -172,11 +180,14 @@ class RenderJob:
     def start(self) -> RenderJob:
         o = self.opts
         if o.views < 1 or o.image_size < 8 or o.resolution < 4 or o.workers < 1 or o.supersample < 1:
-            raise VoxliftError("render: views, workers and supersample must be >= 1, image size >= 8, "
-                               "resolution >= 4")
+            raise VoxliftError(
+                "render: views, workers and supersample must be >= 1, image size >= 8, resolution >= 4"
+            )
         if not (-90 < o.elevation < 90 and 0 < o.fov < 180 and o.distance > 0.87):
-            raise VoxliftError(f"render: need -90 < elevation < 90 (got {o.elevation}), 0 < fov < 180 (got {o.fov}) "
-                               f"and distance > 0.87 to keep the unit cube in front of the camera (got {o.distance})")
+            raise VoxliftError(
+                f"render: need -90 < elevation < 90 (got {o.elevation}), 0 < fov < 180 (got {o.fov}) "
+                f"and distance > 0.87 to keep the unit cube in front of the camera (got {o.distance})"
+            )
         if o.engine not in ("workbench", "cycles"):
             raise VoxliftError(f"render: unknown engine {o.engine!r} (workbench or cycles)")
         for spec in o.sources:
@@ -186,9 +197,14 @@ class RenderJob:
         records = list_records(o.sources, o.categories, o.limit)
         i, n = o.shard
         mine = [(pos, r) for pos, r in enumerate(records) if pos % n == i]
-        self.writer = DatasetWriter(o.out, image_size=o.image_size, views_per_model=o.views,
-                                    resolution=o.resolution, views=self.views,
-                                    extra_manifest={"render": self._render_manifest()})
+        self.writer = DatasetWriter(
+            o.out,
+            image_size=o.image_size,
+            views_per_model=o.views,
+            resolution=o.resolution,
+            views=self.views,
+            extra_manifest={"render": self._render_manifest()},
+        )
         done = self.writer.ids | self.writer.skipped_ids
         self.todo = [(pos, r.id, r.category, r.source) for pos, r in mine if r.id not in done]
         self.already = len(mine) - len(self.todo)
@@ -199,10 +215,18 @@ class RenderJob:
         remove_stale_frames()
         self.log_dir = tempfile.mkdtemp(prefix=f"voxlift-render-{os.getpid()}-logs")
         self.selector = selectors.DefaultSelector()
-        self.config = {"sources": list(o.sources), "categories": o.categories, "limit": o.limit,
-                       "views": [v.to_json() for v in self.views], "image_size": o.image_size,
-                       "supersample": o.supersample, "engine": o.engine, "resolution": o.resolution,
-                       "cycles_samples": o.cycles_samples, "result_fd": "RESULT_FD"}
+        self.config = {
+            "sources": list(o.sources),
+            "categories": o.categories,
+            "limit": o.limit,
+            "views": [v.to_json() for v in self.views],
+            "image_size": o.image_size,
+            "supersample": o.supersample,
+            "engine": o.engine,
+            "resolution": o.resolution,
+            "cycles_samples": o.cycles_samples,
+            "result_fd": "RESULT_FD",
+        }
         self.started = time.monotonic()
         self._startup_failures = 0
         self._spawned = 0
@@ -320,7 +344,9 @@ class RenderJob:
                 self.selector.unregister(w.read_fd)
                 w.kill()
                 self.workers.remove(w)
-                self._fatal(f"a render worker did not start within {self.STARTUP_TIMEOUT} s: {w.stderr_tail()}")
+                self._fatal(
+                    f"a render worker did not start within {self.STARTUP_TIMEOUT} s: {w.stderr_tail()}"
+                )
             if w.inflight and w.job_started and now - w.job_started > self.opts.model_timeout:
                 pos, _ = w.inflight.popleft()
                 self.results[pos] = ("skip", f"timed out after {self.opts.model_timeout:.0f} s")
@@ -362,8 +388,15 @@ class RenderJob:
             kind, value = self.results.pop(pos)
             if kind == "done":
                 gray, alpha, voxels = value
-                self.writer.append(id=model_id, category=category, source=source, images=gray, alpha=alpha,
-                                   voxels=voxels, durable=self.opts.durable)
+                self.writer.append(
+                    id=model_id,
+                    category=category,
+                    source=source,
+                    images=gray,
+                    alpha=alpha,
+                    voxels=voxels,
+                    durable=self.opts.durable,
+                )
                 self.rendered += 1
             else:
                 self.writer.skip(model_id, source, value)
@@ -409,19 +442,13 @@ class RenderJob:
         for w in self.workers:
             w.sample_memory()
             self.peak_rss_kb = max(self.peak_rss_kb, w.peak_rss_kb)
-            try:
+            with contextlib.suppress(OSError):
                 w.proc.send_signal(signal.SIGTERM) if w.proc.poll() is None else None
-            except OSError:
-                pass
         for w in self.workers:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 w.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(w.read_fd)
-            except (KeyError, ValueError):
-                pass
             w.kill()
         self.workers = []
         if getattr(self, "log_dir", None):
@@ -433,6 +460,8 @@ class RenderJob:
 
     def summary(self) -> str:
         views = self.rendered * self.opts.views
-        return (f"{self.opts.out}: {self.rendered} models rendered, {self.skipped} skipped, "
-                f"{self.already} already there; {self.elapsed:.1f} s, {self.rendered / max(self.elapsed, 1e-9):.2f} "
-                f"models/s, {views / max(self.elapsed, 1e-9):.1f} views/s")
+        return (
+            f"{self.opts.out}: {self.rendered} models rendered, {self.skipped} skipped, "
+            f"{self.already} already there; {self.elapsed:.1f} s, {self.rendered / max(self.elapsed, 1e-9):.2f} "
+            f"models/s, {views / max(self.elapsed, 1e-9):.1f} views/s"
+        )

@@ -9,6 +9,7 @@ Only the parent writes the dataset; a worker holds no lock and writes no file bu
 
 This module imports without bpy (the parent uses list_records and worker_command); bpy is imported in main().
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,17 @@ def worker_command(config: dict) -> list[str]:
     bpy = sys.modules.get("bpy")
     binary = getattr(getattr(bpy, "app", None), "binary_path", "") if bpy else ""
     if binary:
-        return [binary, "-b", "--factory-startup", "--python-exit-code", "1", "--python-expr", _BOOT, "--", *args]
+        return [
+            binary,
+            "-b",
+            "--factory-startup",
+            "--python-exit-code",
+            "1",
+            "--python-expr",
+            _BOOT,
+            "--",
+            *args,
+        ]
     return [sys.executable, "-c", _BOOT, *args]
 
 
@@ -143,10 +154,14 @@ def main(config: dict) -> int:
         from .render import Renderer, RenderSettings
 
         views = [View.from_json(v) for v in config["views"]]
-        settings = RenderSettings(views=views, image_size=config["image_size"],
-                                  supersample=config["supersample"], engine=config["engine"],
-                                  cycles_samples=config.get("cycles_samples", 16),
-                                  threads=int(config.get("threads", 0)))
+        settings = RenderSettings(
+            views=views,
+            image_size=config["image_size"],
+            supersample=config["supersample"],
+            engine=config["engine"],
+            cycles_samples=config.get("cycles_samples", 16),
+            threads=int(config.get("threads", 0)),
+        )
         records = list_records(config["sources"], config.get("categories"), config.get("limit"))
         renderer = Renderer(settings)
     except Exception as exc:  # noqa: BLE001  the parent shows this and stops: every model would fail the same way
@@ -195,13 +210,25 @@ def main(config: dict) -> int:
                 except Exception as exc:  # noqa: BLE001
                     # The model loaded and voxelised, so a failure here is the renderer's or the file
                     # system's (an OSError: a frame file gone): the parent tries it once more, elsewhere.
-                    _send(fd, {"type": "skip", "pos": pos, "id": model_id, "reason": _reason(exc),
-                               "transient": isinstance(exc, OSError)})
+                    _send(
+                        fd,
+                        {
+                            "type": "skip",
+                            "pos": pos,
+                            "id": model_id,
+                            "reason": _reason(exc),
+                            "transient": isinstance(exc, OSError),
+                        },
+                    )
                     continue
-                payload = (gray.tobytes() + alpha.tobytes()
-                           + np.packbits(np.asarray(voxels, bool).ravel()).tobytes())
-                _send(fd, {"type": "done", "pos": pos, "id": model_id, "seconds": time.perf_counter() - t0},
-                      payload)
+                payload = (
+                    gray.tobytes() + alpha.tobytes() + np.packbits(np.asarray(voxels, bool).ravel()).tobytes()
+                )
+                _send(
+                    fd,
+                    {"type": "done", "pos": pos, "id": model_id, "seconds": time.perf_counter() - t0},
+                    payload,
+                )
     except BrokenPipeError:  # the parent is gone (killed or cancelled): nothing left to do
         return 0
     finally:
@@ -216,10 +243,10 @@ def _reason(exc: Exception) -> str:
 def decode_result(header: dict, payload: bytes, views: int, size: int, resolution: int):
     """gray, alpha uint8 [V, S, S] and voxels bool [R, R, R] from a "done" frame."""
     n = views * size * size
-    if len(payload) != 2 * n + (resolution ** 3 + 7) // 8:
+    if len(payload) != 2 * n + (resolution**3 + 7) // 8:
         raise ValueError(f"worker sent {len(payload)} bytes for model {header.get('id')!r}")
     gray = np.frombuffer(payload, np.uint8, n).reshape(views, size, size)
     alpha = np.frombuffer(payload, np.uint8, n, offset=n).reshape(views, size, size)
     bits = np.frombuffer(payload, np.uint8, offset=2 * n)
-    voxels = np.unpackbits(bits, count=resolution ** 3).astype(bool).reshape(resolution, resolution, resolution)
+    voxels = np.unpackbits(bits, count=resolution**3).astype(bool).reshape(resolution, resolution, resolution)
     return gray, alpha, voxels

@@ -6,6 +6,7 @@ shows progress. Cancel kills the workers; the dataset keeps every model committe
 Render resumes. In background mode (`blender -b`, tests) there is no event loop for a modal timer, so the
 operator runs the same job to the end before returning.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,21 +22,40 @@ _cancel_requested = False
 
 class VoxliftDatasetSettings(bpy.types.PropertyGroup):
     sources: StringProperty(
-        name="Sources", default="synthetic:100",
+        name="Sources",
+        default="synthetic:100",
         description="Mesh sources separated by ';': .sh3f files or folders, ShapeNet roots, OBJ folders, "
-                    "synthetic:N[:seed]")
-    categories: StringProperty(name="Categories", default="chair,table",
-                               description="Comma-separated categories to keep (empty: all)")
+        "synthetic:N[:seed]",
+    )
+    categories: StringProperty(
+        name="Categories",
+        default="chair,table",
+        description="Comma-separated categories to keep (empty: all)",
+    )
     limit: IntProperty(name="Limit", default=0, min=0, description="At most this many models (0: all)")
     views: IntProperty(name="Views", default=8, min=1, max=64, description="Views per model")
     image_size: IntProperty(name="Image size", default=128, min=8, max=1024, description="Pixels")
     resolution: IntProperty(name="Voxels", default=32, min=4, max=256, description="Voxel grid resolution")
-    engine: EnumProperty(name="Engine", items=[("workbench", "Workbench", "Fast, no GPU needed"),
-                                              ("cycles", "Cycles", "Path traced, slower")])
-    workers: IntProperty(name="Workers", default=max(1, (os.cpu_count() or 2) - 1), min=1, max=256,
-                         description="Blender processes rendering in parallel")
-    out: StringProperty(name="Output", default="//voxlift_dataset", subtype="DIR_PATH",
-                        description="Dataset folder (resumed if it exists)")
+    engine: EnumProperty(
+        name="Engine",
+        items=[
+            ("workbench", "Workbench", "Fast, no GPU needed"),
+            ("cycles", "Cycles", "Path traced, slower"),
+        ],
+    )
+    workers: IntProperty(
+        name="Workers",
+        default=max(1, (os.cpu_count() or 2) - 1),
+        min=1,
+        max=256,
+        description="Blender processes rendering in parallel",
+    )
+    out: StringProperty(
+        name="Output",
+        default="//voxlift_dataset",
+        subtype="DIR_PATH",
+        description="Dataset folder (resumed if it exists)",
+    )
 
 
 class VoxliftRenderStatus(bpy.types.PropertyGroup):
@@ -54,16 +74,25 @@ def options_from_settings(s: VoxliftDatasetSettings):
     if not s.out.strip():
         raise VoxliftError("Output: choose a dataset folder")
     cats = normalize_categories(s.categories) if s.categories.strip() else None
-    return RenderOptions(sources=sources, out=bpy.path.abspath(s.out), categories=sorted(cats) if cats else None,
-                         limit=s.limit or None, views=s.views, image_size=s.image_size,
-                         resolution=s.resolution, engine=s.engine, workers=s.workers)
+    return RenderOptions(
+        sources=sources,
+        out=bpy.path.abspath(s.out),
+        categories=sorted(cats) if cats else None,
+        limit=s.limit or None,
+        views=s.views,
+        image_size=s.image_size,
+        resolution=s.resolution,
+        engine=s.engine,
+        workers=s.workers,
+    )
 
 
 def _status_text(job) -> str:
     eta = job.eta
     eta_text = f", ETA {int(eta // 60)}:{int(eta % 60):02d}" if eta is not None else ""
-    return (f"{job.done}/{job.total} models, {job.rate:.2f} models/s{eta_text}"
-            + (f", {job.skipped} skipped" if job.skipped else ""))
+    return f"{job.done}/{job.total} models, {job.rate:.2f} models/s{eta_text}" + (
+        f", {job.skipped} skipped" if job.skipped else ""
+    )
 
 
 class VOXLIFT_OT_render_dataset(bpy.types.Operator):
@@ -122,7 +151,9 @@ class VOXLIFT_OT_render_dataset(bpy.types.Operator):
         if event.type == "ESC" or _cancel_requested:
             job.cancel()
             context.window_manager.voxlift_render.status = f"cancelled: {_status_text(job)}"
-            self.report({"WARNING"}, f"voxlift: render cancelled after {job.done} models (run again to resume)")
+            self.report(
+                {"WARNING"}, f"voxlift: render cancelled after {job.done} models (run again to resume)"
+            )
             return self._end(context, {"CANCELLED"})
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
@@ -230,8 +261,13 @@ def _on_load_pre(*_args) -> None:
     _stop_job()
 
 
-CLASSES = (VoxliftDatasetSettings, VoxliftRenderStatus, VOXLIFT_OT_render_dataset, VOXLIFT_OT_render_cancel,
-           VOXLIFT_PT_dataset)
+CLASSES = (
+    VoxliftDatasetSettings,
+    VoxliftRenderStatus,
+    VOXLIFT_OT_render_dataset,
+    VOXLIFT_OT_render_cancel,
+    VOXLIFT_PT_dataset,
+)
 
 
 def register():

@@ -34,9 +34,9 @@ def image_pixels(img: bpy.types.Image) -> np.ndarray:
     try:
         w, h = img.size
         c = img.channels
-    except Exception:
+    except Exception:  # noqa: BLE001 (an image without pixels raises several types)
         w = h = c = 0
-    if w == 0 or h == 0 or not img.has_data and len(img.pixels) == 0:
+    if w == 0 or h == 0 or (not img.has_data and len(img.pixels) == 0):
         raise VoxliftError(f"{name}: the image does not load (missing file or not an image)")
     buf = np.empty(w * h * c, dtype=np.float32)
     img.pixels.foreach_get(buf)

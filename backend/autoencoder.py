@@ -18,6 +18,7 @@ the two domains' batches, which come from different models): the crossed generat
 plausible grids (validation reports it as crossed_iou@0.3, read on pairs for the report only).
 The checkpoint names its tensors as the CycleGAN does (model.enc2d.*, ...), so --init-from loads them as is.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,11 @@ def code_gap(a, b) -> torch.Tensor:
     tensors or tuples of tensors (projective generators: (F, z)); they come from disjoint models."""
     a = a if isinstance(a, tuple) else (a,)
     b = b if isinstance(b, tuple) else (b,)
-    gaps = [((u.mean(0) - v.mean(0)) ** 2).mean() + ((u.std(0, correction=0) - v.std(0, correction=0)) ** 2).mean()
-            for u, v in zip(a, b)]  # correction 0: a batch of one has spread 0, not NaN
+    gaps = [
+        ((u.mean(0) - v.mean(0)) ** 2).mean()
+        + ((u.std(0, correction=0) - v.std(0, correction=0)) ** 2).mean()
+        for u, v in zip(a, b)
+    ]  # correction 0: a batch of one has spread 0, not NaN
     return sum(gaps) / len(gaps)
 
 
@@ -81,20 +85,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairing", default="disjoint", choices=PAIRINGS, help="as for train cyclegan")
     p.add_argument("--views", type=int, nargs="+", help="only these views' renderings (default: every view)")
     p.add_argument("--categories", nargs="+", help="train on these categories only")
-    p.add_argument("--input-size", type=int, help="resize images to this (default: the dataset's size, at most 64)")
+    p.add_argument(
+        "--input-size", type=int, help="resize images to this (default: the dataset's size, at most 64)"
+    )
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
     add_decoder_head_argument(p)
     add_generators_argument(p)
     p.add_argument("--norm", default="batch", choices=NORMS)
-    p.add_argument("--spectral", default="critics", choices=SPECTRAL,
-                   help="as for train cyclegan: only 'all' changes the generators")
+    p.add_argument(
+        "--spectral",
+        default="critics",
+        choices=SPECTRAL,
+        help="as for train cyclegan: only 'all' changes the generators",
+    )
     p.add_argument("--pos-weight", type=float, help="occupied voxels' weight (default: from their share)")
-    p.add_argument("--align", type=float, default=10.0,
-                   help="weight of the code gap: pulls the two encoders' codes towards one distribution, so that "
-                        "each decoder can read the other domain's codes when the CycleGAN crosses them "
-                        "(default 10; 0: two independent autoencoders)")
+    p.add_argument(
+        "--align",
+        type=float,
+        default=10.0,
+        help="weight of the code gap: pulls the two encoders' codes towards one distribution, so that "
+        "each decoder can read the other domain's codes when the CycleGAN crosses them "
+        "(default 10; 0: two independent autoencoders)",
+    )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--explode", type=float, default=1e4)
@@ -107,14 +121,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args, ds) -> dict:
     kind, camera = resolve_generators(args.generators, ds, args.input_size or min(ds.image_size, 64))
-    return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()), "image_size": ds.image_size,
-            "generators": kind, "camera": camera,
-            "input_size": args.input_size or min(ds.image_size, 64), "resolution": ds.resolution, "viewer_centred": True,
-            "views": args.views, "categories": args.categories, "latent_dim": args.latent_dim,
-            "encoder_width": args.encoder_width, "decoder_width": args.decoder_width, "decoder_head": args.decoder_head, "norm": args.norm,
-            "spectral": args.spectral, "pairing": args.pairing, "pos_weight": args.pos_weight,
-            "align": args.align, "lr": args.lr,
-            "batch_size": args.batch_size, "explode": args.explode, "seed": args.seed}
+    return {
+        "kind": KIND,
+        "version": 1,
+        "data": str(Path(args.data).resolve()),
+        "image_size": ds.image_size,
+        "generators": kind,
+        "camera": camera,
+        "input_size": args.input_size or min(ds.image_size, 64),
+        "resolution": ds.resolution,
+        "viewer_centred": True,
+        "views": args.views,
+        "categories": args.categories,
+        "latent_dim": args.latent_dim,
+        "encoder_width": args.encoder_width,
+        "decoder_width": args.decoder_width,
+        "decoder_head": args.decoder_head,
+        "norm": args.norm,
+        "spectral": args.spectral,
+        "pairing": args.pairing,
+        "pos_weight": args.pos_weight,
+        "align": args.align,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "explode": args.explode,
+        "seed": args.seed,
+    }
 
 
 def main(args) -> int:
@@ -124,18 +156,23 @@ def main(args) -> int:
 
 @torch.no_grad()
 def validate(model: CrossAutoencoders, ds, split: str, config: dict, device, limit: int) -> dict:
-    images, grids, _ = load_pairs(ds, split, config["input_size"], limit, config["views"], config["categories"])
+    images, grids, _ = load_pairs(
+        ds, split, config["input_size"], limit, config["views"], config["categories"]
+    )
     model.eval()
     l1, probs, crossed = [], [], []
     for i in range(0, len(images), 64):
-        x, y = images[i:i + 64].to(device), grids[i:i + 64].to(device)
+        x, y = images[i : i + 64].to(device), grids[i : i + 64].to(device)
         l1.append(float((model.images(x) - x).abs().mean()) * len(x))
         probs.append(torch.sigmoid(model.voxels(y)).cpu())
         crossed.append(torch.sigmoid(model.dec3d(model.enc2d(x))).cpu())
     model.train()
     # crossed: G_2D->3D as the CycleGAN starts it (read on pairs here, for the report only; training never is)
-    return {"image_l1": sum(l1) / len(images), "voxel_iou@0.5": float(iou(torch.cat(probs), grids, (0.5,)).mean()),
-            "crossed_iou@0.3": float(iou(torch.cat(crossed), grids, (0.3,)).mean())}
+    return {
+        "image_l1": sum(l1) / len(images),
+        "voxel_iou@0.5": float(iou(torch.cat(probs), grids, (0.5,)).mean()),
+        "crossed_iou@0.3": float(iou(torch.cat(crossed), grids, (0.3,)).mean()),
+    }
 
 
 def train(args, device: torch.device, stop_after: int | None = None, rank: int = 0, world: int = 1) -> int:
@@ -176,8 +213,19 @@ def train(args, device: torch.device, stop_after: int | None = None, rank: int =
             return
         t_opt, info = ckpt.flatten_optimizer(opt.state_dict())
         state = {f"model.{k}": v for k, v in model.state_dict().items()}
-        ckpt.save_checkpoint(last_path, {**state, **t_opt}, {"config": config, "step": step, "elapsed": elapsed,
-                             "best": best, "optimizer": info, "steps_total": steps_total, "budget_s": budget_s})
+        ckpt.save_checkpoint(
+            last_path,
+            {**state, **t_opt},
+            {
+                "config": config,
+                "step": step,
+                "elapsed": elapsed,
+                "best": best,
+                "optimizer": info,
+                "steps_total": steps_total,
+                "budget_s": budget_s,
+            },
+        )
 
     def val():
         nonlocal best
@@ -203,8 +251,10 @@ def train(args, device: torch.device, stop_after: int | None = None, rank: int =
     t_start = time.time() - elapsed
     try:
         while True:
-            progress = max(step / steps_total if steps_total else 0.0,
-                           (time.time() - t_start) / budget_s if budget_s else 0.0)
+            progress = max(
+                step / steps_total if steps_total else 0.0,
+                (time.time() - t_start) / budget_s if budget_s else 0.0,
+            )
             if budget_s:
                 progress = slowest(progress, world, device)
             if progress >= 1.0:
@@ -216,12 +266,16 @@ def train(args, device: torch.device, stop_after: int | None = None, rank: int =
                 image, grid = torch.tanh(model.dec2d(code_x)), model.dec3d(code_y)
             code_x = tuple(c.float() for c in code_x) if isinstance(code_x, tuple) else code_x.float()
             code_y = tuple(c.float() for c in code_y) if isinstance(code_y, tuple) else code_y.float()
-            losses = {"image_l1": F.l1_loss(image.float(), x),
-                      "voxel_bce": voxel_loss(grid.float(), y, "weighted-bce", config["pos_weight"])}
+            losses = {
+                "image_l1": F.l1_loss(image.float(), x),
+                "voxel_bce": voxel_loss(grid.float(), y, "weighted-bce", config["pos_weight"]),
+            }
             if config.get("align", 0) > 0:
                 losses["code_gap"] = code_gap(code_x, code_y)
             # runs from before --align had none
-            total = losses["image_l1"] + losses["voxel_bce"] + config.get("align", 0) * losses.get("code_gap", 0)
+            total = (
+                losses["image_l1"] + losses["voxel_bce"] + config.get("align", 0) * losses.get("code_gap", 0)
+            )
             losses = mean_over_processes({**losses, "loss": total}, world)
             _check(losses, step, config["explode"], out)
             del losses["loss"]
@@ -233,8 +287,10 @@ def train(args, device: torch.device, stop_after: int | None = None, rank: int =
             step += 1
             elapsed = time.time() - t_start
             if step % 10 == 0 or step == 1:
-                log.write(json.dumps({"step": step, **{k: round(float(v.detach()), 5) for k, v in losses.items()}})
-                          + "\n")
+                log.write(
+                    json.dumps({"step": step, **{k: round(float(v.detach()), 5) for k, v in losses.items()}})
+                    + "\n"
+                )
                 log.flush()
             if bar is not None:
                 bar.update(1)
@@ -260,6 +316,8 @@ def train(args, device: torch.device, stop_after: int | None = None, rank: int =
         log.close()
     if not main_process:
         return 0
-    print(f"trained {step} steps in {elapsed / 60:.1f} min; checkpoints in {out} "
-          f"(start a CycleGAN from them: voxlift train cyclegan ... --init-from {out})")
+    print(
+        f"trained {step} steps in {elapsed / 60:.1f} min; checkpoints in {out} "
+        f"(start a CycleGAN from them: voxlift train cyclegan ... --init-from {out})"
+    )
     return 0

@@ -6,6 +6,7 @@ retrieval    the training grid of the nearest training image (L2 distance betwee
              images), Tatarchenko et al. 2019 ("What do single-view 3D reconstruction networks learn?").
 Both predict in the object frame, binary grids (so IoU is the same at every threshold).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,9 @@ BASELINES = ("mean-shape", "retrieval")
 def add_arguments(p) -> None:
     p.add_argument("method", choices=BASELINES)
     add_data_arguments(p)
-    p.add_argument("--feature-size", type=int, default=32, help="retrieval: images area-averaged to this size")
+    p.add_argument(
+        "--feature-size", type=int, default=32, help="retrieval: images area-averaged to this size"
+    )
 
 
 def mean_shapes(ds, train: np.ndarray) -> dict[str, np.ndarray]:
@@ -49,7 +52,7 @@ class Retrieval:
         self.ds, self.size = ds, size
         feats, owners = [], []
         for lo in range(0, len(train), 256):
-            ms = train[lo:lo + 256]
+            ms = train[lo : lo + 256]
             feats.append(image_features(np.asarray(ds.images[ms]), size))
             owners.append(np.repeat(ms, ds.views_per_model))
         self.features = torch.cat(feats)
@@ -73,13 +76,16 @@ def run(args) -> int:
         def predict(m):
             cat = ds.models[m].category
             if cat not in shapes:
-                raise VoxliftError(f"{args.data}: category {cat!r} has no training models (mean shape undefined)")
+                raise VoxliftError(
+                    f"{args.data}: category {cat!r} has no training models (mean shape undefined)"
+                )
             return np.repeat(shapes[cat][None].astype(np.float32), ds.views_per_model, 0)
     else:
         retrieval = Retrieval(ds, train, args.feature_size)
 
         def predict(m):
             return retrieval(np.asarray(ds.images[m]))
+
     with_f = not args.no_fscore
     scores = Scores(metric_names(THRESHOLDS, with_f))
     progress = _progress(len(models), args.method, args.json)
@@ -87,7 +93,11 @@ def run(args) -> int:
         score_model(scores, ds.models[m].category, predict(m), np.asarray(ds.voxels[m]), with_f)
         progress.update(1)
     progress.close()
-    result = {"baseline": args.method, "data": str(args.data), "split": args.split,
-              "summary": scores.summary()}
+    result = {
+        "baseline": args.method,
+        "data": str(args.data),
+        "split": args.split,
+        "summary": scores.summary(),
+    }
     report(result, args.json, f"{args.method} on {args.data} ({args.split})")
     return 0

@@ -9,6 +9,7 @@ Each .safetensors file also carries the configuration and its own metadata as JS
 header (key "voxlift"), so a file copied alone still loads. Writes go to a temporary file that replaces the
 old one (os.replace): a kill at any instant leaves the previous checkpoint whole.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,9 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return p
 
 
-def load_checkpoint(path: str | os.PathLike, kinds: tuple[str, ...] | None = None
-                    ) -> tuple[dict[str, torch.Tensor], dict]:
+def load_checkpoint(
+    path: str | os.PathLike, kinds: tuple[str, ...] | None = None
+) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors on the CPU, meta) of a safetensors checkpoint; anything else raises VoxliftError naming it."""
     from safetensors import safe_open
 
@@ -86,23 +88,31 @@ def _check_safetensors_layout(p: Path) -> None:
     if len(head) == 9 and head[8:9] == b"{" and 8 + n <= size:
         return
     if head[:2] == b"PK" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
-        raise VoxliftError(f"{p}: a pickle/torch.save file; voxlift loads only safetensors checkpoints "
-                           "(pickles can run code when loaded)")
+        raise VoxliftError(
+            f"{p}: a pickle/torch.save file; voxlift loads only safetensors checkpoints "
+            "(pickles can run code when loaded)"
+        )
     raise VoxliftError(f"{p}: not a safetensors checkpoint ({size} bytes, no safetensors header)")
 
 
 def load_module_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path) -> None:
     """Load the `prefix`-ed tensors into `module`; a missing, extra or wrong-shaped tensor is a VoxliftError."""
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     bad_type = [k for k in own if k in state and state[k].dtype != own[k].dtype]
     if missing or extra or bad or bad_type:
-        what = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra else
-                f"wrong shape for {bad[0]}: {tuple(state[bad[0]].shape)} != {tuple(own[bad[0]].shape)}" if bad
-                else f"wrong dtype for {bad_type[0]}: {state[bad_type[0]].dtype} != {own[bad_type[0]].dtype}")
+        what = (
+            f"missing {missing[:3]}"
+            if missing
+            else f"unexpected {extra[:3]}"
+            if extra
+            else f"wrong shape for {bad[0]}: {tuple(state[bad[0]].shape)} != {tuple(own[bad[0]].shape)}"
+            if bad
+            else f"wrong dtype for {bad_type[0]}: {state[bad_type[0]].dtype} != {own[bad_type[0]].dtype}"
+        )
         raise VoxliftError(f"{path}: does not fit the model its config describes ({what})")
     module.load_state_dict(state)
 
@@ -125,7 +135,7 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], info: dict, prefix: st
     state: dict = {}
     for name, value in tensors.items():
         if name.startswith(prefix):
-            pid, key = name[len(prefix):].split(".", 1)
+            pid, key = name[len(prefix) :].split(".", 1)
             state.setdefault(int(pid), {})[key] = value
     for name, value in info.get("scalars", {}).items():
         pid, key = name.split(".", 1)
@@ -150,5 +160,7 @@ def resume_state(out: str | os.PathLike, resume: bool) -> tuple[Path, bool]:
     out = Path(out)
     last = out / LAST
     if last.is_file() and not resume:
-        raise VoxliftError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
+        raise VoxliftError(
+            f"{out}: holds a run already; pass --resume to continue it or choose another --out"
+        )
     return last, resume and last.is_file()

@@ -38,6 +38,7 @@ do not go with the gradient penalty's double backward; buffers (spectral norm's 
 norm statistics) follow process 0 after every step, as DDP's do. Process 0 alone writes the run folder.
 On CUDA the forward passes run under bf16 autocast (`--bf16`), the losses in float32.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -124,16 +125,20 @@ def generator_halves(config: dict, parts=GENERATOR_PARTS) -> dict[str, nn.Module
         from . import projective as pj
 
         camera = pj.camera_from_config(config)
-        make = {"enc2d": lambda: pj.ImageToCode(s, r, z, ew, norm, sn),
-                "dec3d": lambda: pj.CodeToVoxels(r, z, dw, norm, sn, camera, ew),
-                "enc3d": lambda: pj.VoxelToCode(r, z, ew, norm, sn, camera),
-                "dec2d": lambda: pj.CodeToImage(s, r, z, dw, norm, sn, ew)}
+        make = {
+            "enc2d": lambda: pj.ImageToCode(s, r, z, ew, norm, sn),
+            "dec3d": lambda: pj.CodeToVoxels(r, z, dw, norm, sn, camera, ew),
+            "enc3d": lambda: pj.VoxelToCode(r, z, ew, norm, sn, camera),
+            "dec2d": lambda: pj.CodeToImage(s, r, z, dw, norm, sn, ew),
+        }
     else:
         head = decoder_head(config)
-        make = {"enc2d": lambda: ImageEncoder(s, z, ew, norm, sn),
-                "dec3d": lambda: VoxelDecoder(r, z, dw, norm, sn, head),
-                "enc3d": lambda: VoxelEncoder(r, z, ew, norm, sn),
-                "dec2d": lambda: ImageDecoder(s, z, dw, norm, sn, head)}
+        make = {
+            "enc2d": lambda: ImageEncoder(s, z, ew, norm, sn),
+            "dec3d": lambda: VoxelDecoder(r, z, dw, norm, sn, head),
+            "enc3d": lambda: VoxelEncoder(r, z, ew, norm, sn),
+            "dec2d": lambda: ImageDecoder(s, z, dw, norm, sn, head),
+        }
     return {name: make[name]() for name in parts}
 
 
@@ -217,34 +222,72 @@ class ImagePool:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    ckpt.add_run_arguments(p, "generator steps (default 2000 unless --max-minutes)",
-                           "train for this long (the lr decay follows the clock)")
+    ckpt.add_run_arguments(
+        p,
+        "generator steps (default 2000 unless --max-minutes)",
+        "train for this long (the lr decay follows the clock)",
+    )
     p.add_argument("--gan", default="wgan-gp", choices=GAN_KINDS, help="adversarial loss (default wgan-gp)")
-    p.add_argument("--spectral", default="critics", choices=SPECTRAL,
-                   help="spectral normalisation on every layer of the critics (default), of all networks, or none")
-    p.add_argument("--n-critic", type=int, help="critic updates per generator update (default 5 for wgan-gp, else 1)")
-    p.add_argument("--gp-weight", type=float, default=GP_WEIGHT, help="gradient penalty weight lambda (wgan-gp)")
-    p.add_argument("--beta1", type=float, choices=(0.0, 0.5),
-                   help="Adam beta1; beta2 is 0.9 (default 0 for wgan-gp, 0.5 otherwise)")
-    p.add_argument("--lr", type=float, help="generators' learning rate (default 2e-4; with --resume: a new one)")
+    p.add_argument(
+        "--spectral",
+        default="critics",
+        choices=SPECTRAL,
+        help="spectral normalisation on every layer of the critics (default), of all networks, or none",
+    )
+    p.add_argument(
+        "--n-critic", type=int, help="critic updates per generator update (default 5 for wgan-gp, else 1)"
+    )
+    p.add_argument(
+        "--gp-weight", type=float, default=GP_WEIGHT, help="gradient penalty weight lambda (wgan-gp)"
+    )
+    p.add_argument(
+        "--beta1",
+        type=float,
+        choices=(0.0, 0.5),
+        help="Adam beta1; beta2 is 0.9 (default 0 for wgan-gp, 0.5 otherwise)",
+    )
+    p.add_argument(
+        "--lr", type=float, help="generators' learning rate (default 2e-4; with --resume: a new one)"
+    )
     p.add_argument("--lr-critic", type=float, help="critics' learning rate (default: --lr)")
-    p.add_argument("--lambda-cycle", type=float, default=30.0,
-                   help="weight of the two cycle losses (default 30: at 10 the adversarial terms pulled the "
-                        "generators off the correspondence; measured in BENCHMARKS.md)")
-    p.add_argument("--lambda-silhouette", type=float, default=30.0,
-                   help="weight of the outline term (projective generators only): the outline of G_2D->3D's grid "
-                        "seen through the dataset's camera against the rendering's own alpha mask (default 30; "
-                        "0: none; measured in BENCHMARKS.md)")
-    p.add_argument("--soft-fakes", action="store_true",
-                   help="show the 3D critic sigmoid probabilities instead of straight-through binary grids")
+    p.add_argument(
+        "--lambda-cycle",
+        type=float,
+        default=30.0,
+        help="weight of the two cycle losses (default 30: at 10 the adversarial terms pulled the "
+        "generators off the correspondence; measured in BENCHMARKS.md)",
+    )
+    p.add_argument(
+        "--lambda-silhouette",
+        type=float,
+        default=30.0,
+        help="weight of the outline term (projective generators only): the outline of G_2D->3D's grid "
+        "seen through the dataset's camera against the rendering's own alpha mask (default 30; "
+        "0: none; measured in BENCHMARKS.md)",
+    )
+    p.add_argument(
+        "--soft-fakes",
+        action="store_true",
+        help="show the 3D critic sigmoid probabilities instead of straight-through binary grids",
+    )
     p.add_argument("--pool-size", type=int, default=50, help="image pool of fakes for the critics (0: none)")
-    p.add_argument("--decay-from", type=float, default=0.5, help="share of the run before the lr decays linearly")
-    p.add_argument("--pairing", default="disjoint", choices=PAIRINGS,
-                   help="disjoint: renderings and grids from two disjoint halves of the models (default)")
+    p.add_argument(
+        "--decay-from", type=float, default=0.5, help="share of the run before the lr decays linearly"
+    )
+    p.add_argument(
+        "--pairing",
+        default="disjoint",
+        choices=PAIRINGS,
+        help="disjoint: renderings and grids from two disjoint halves of the models (default)",
+    )
     p.add_argument("--views", type=int, nargs="+", help="only these views' renderings (default: every view)")
     p.add_argument("--categories", nargs="+", help="train on these categories only")
-    p.add_argument("--init-from", help="autoencoder run (voxlift train autoencoder) whose weights start the generators")
-    p.add_argument("--input-size", type=int, help="resize images to this (default: the dataset's size, at most 64)")
+    p.add_argument(
+        "--init-from", help="autoencoder run (voxlift train autoencoder) whose weights start the generators"
+    )
+    p.add_argument(
+        "--input-size", type=int, help="resize images to this (default: the dataset's size, at most 64)"
+    )
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=8)
@@ -253,8 +296,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--critic-width", type=int, default=16)
     p.add_argument("--norm", default="batch", choices=NORMS, help="generators' normalisation")
     p.add_argument("--critic-norm", default="none", choices=tuple(n for n in NORMS if n != "batch"))
-    p.add_argument("--pos-weight", type=float, help="occupied voxels' weight in the voxel cycle loss "
-                   "(default: from their share in the grid domain)")
+    p.add_argument(
+        "--pos-weight",
+        type=float,
+        help="occupied voxels' weight in the voxel cycle loss (default: from their share in the grid domain)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--explode", type=float, help="a loss above this stops the run as diverged (default 1e4)")
     p.add_argument("--val-every", type=int, default=250, help="steps between validations and checkpoints")
@@ -270,29 +316,58 @@ def config_from_args(args, ds) -> dict:
     gan = args.gan
     kind, camera = resolve_generators(args.generators, ds, args.input_size or min(ds.image_size, 64))
     stats = dataset_statistics(ds, ds.indices("train", args.categories))
-    return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()),
-            "image_size": ds.image_size, "input_size": args.input_size or min(ds.image_size, 64),
-            "resolution": ds.resolution, "viewer_centred": True, "views": args.views,
-            "categories": args.categories, "background": stats["background"], "fill": stats["fill"],
-            "occupancy": stats["occupancy"],
-            "latent_dim": args.latent_dim, "encoder_width": args.encoder_width,
-            "decoder_width": args.decoder_width, "decoder_head": args.decoder_head,
-            "generators": kind, "camera": camera, "critic_width": args.critic_width, "norm": args.norm,
-            "critic_norm": args.critic_norm, "spectral": args.spectral, "gan": gan,
-            "n_critic": args.n_critic or (5 if gan == "wgan-gp" else 1), "gp_weight": args.gp_weight,
-            "beta1": args.beta1 if args.beta1 is not None else (0.0 if gan == "wgan-gp" else 0.5),
-            "lr": args.lr or 2e-4, "lr_critic": args.lr_critic or args.lr or 2e-4, "lambda_cycle": args.lambda_cycle,
-            "lambda_silhouette": args.lambda_silhouette if kind == "projective" else 0.0,
-            "straight_through": not args.soft_fakes, "pool_size": args.pool_size, "decay_from": args.decay_from, "pairing": args.pairing,
-            "pos_weight": args.pos_weight, "batch_size": args.batch_size, "explode": args.explode or 1e4,
-            "init_from": str(Path(args.init_from).resolve()) if args.init_from else None, "seed": args.seed}
+    return {
+        "kind": KIND,
+        "version": 1,
+        "data": str(Path(args.data).resolve()),
+        "image_size": ds.image_size,
+        "input_size": args.input_size or min(ds.image_size, 64),
+        "resolution": ds.resolution,
+        "viewer_centred": True,
+        "views": args.views,
+        "categories": args.categories,
+        "background": stats["background"],
+        "fill": stats["fill"],
+        "occupancy": stats["occupancy"],
+        "latent_dim": args.latent_dim,
+        "encoder_width": args.encoder_width,
+        "decoder_width": args.decoder_width,
+        "decoder_head": args.decoder_head,
+        "generators": kind,
+        "camera": camera,
+        "critic_width": args.critic_width,
+        "norm": args.norm,
+        "critic_norm": args.critic_norm,
+        "spectral": args.spectral,
+        "gan": gan,
+        "n_critic": args.n_critic or (5 if gan == "wgan-gp" else 1),
+        "gp_weight": args.gp_weight,
+        "beta1": args.beta1 if args.beta1 is not None else (0.0 if gan == "wgan-gp" else 0.5),
+        "lr": args.lr or 2e-4,
+        "lr_critic": args.lr_critic or args.lr or 2e-4,
+        "lambda_cycle": args.lambda_cycle,
+        "lambda_silhouette": args.lambda_silhouette if kind == "projective" else 0.0,
+        "straight_through": not args.soft_fakes,
+        "pool_size": args.pool_size,
+        "decay_from": args.decay_from,
+        "pairing": args.pairing,
+        "pos_weight": args.pos_weight,
+        "batch_size": args.batch_size,
+        "explode": args.explode or 1e4,
+        "init_from": str(Path(args.init_from).resolve()) if args.init_from else None,
+        "seed": args.seed,
+    }
 
 
 def add_generators_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generators", default="auto", choices=GENERATORS,
-                   help="projective: the halves meet in an image-aligned code, moved between image and grid "
-                        "with the dataset's camera (projective.py); latent: in one vector. auto (default): "
-                        "projective when the dataset's views share one camera up to azimuth")
+    p.add_argument(
+        "--generators",
+        default="auto",
+        choices=GENERATORS,
+        help="projective: the halves meet in an image-aligned code, moved between image and grid "
+        "with the dataset's camera (projective.py); latent: in one vector. auto (default): "
+        "projective when the dataset's views share one camera up to azimuth",
+    )
 
 
 def resolve_generators(choice: str, ds, input_size: int) -> tuple[str, dict | None]:
@@ -303,7 +378,9 @@ def resolve_generators(choice: str, ds, input_size: int) -> tuple[str, dict | No
         return "latent", None
     try:
         pj.check_sizes(input_size, ds.resolution)
-        return "projective", pj.viewer_camera(ds)  # a VoxliftError naming the dataset when it has no one camera
+        return "projective", pj.viewer_camera(
+            ds
+        )  # a VoxliftError naming the dataset when it has no one camera
     except ValueError as exc:
         if choice == "projective":
             raise VoxliftError(f"{ds.path}: --generators projective: {exc}") from None
@@ -325,14 +402,24 @@ def lr_factor(progress: float, decay_from: float) -> float:
 
 @torch.no_grad()
 def predict_voxels(to_voxels, images: torch.Tensor, device, batch: int = 64) -> torch.Tensor:
-    out = [torch.sigmoid(to_voxels(images[i:i + batch].to(device)).float()).cpu()
-           for i in range(0, len(images), batch)]
+    out = [
+        torch.sigmoid(to_voxels(images[i : i + batch].to(device)).float()).cpu()
+        for i in range(0, len(images), batch)
+    ]
     return torch.cat(out)
 
 
-def evaluate_generator(to_voxels, ds, split: str, input_size: int, device, limit: int | None = None,
-                       with_distribution: bool = True, views: list[int] | None = None,
-                       categories: list[str] | None = None) -> dict:
+def evaluate_generator(
+    to_voxels,
+    ds,
+    split: str,
+    input_size: int,
+    device,
+    limit: int | None = None,
+    with_distribution: bool = True,
+    views: list[int] | None = None,
+    categories: list[str] | None = None,
+) -> dict:
     """G_2D->3D on a split's (model, view) items: IoU against each item's own grid (the paired protocol, in
     the viewer's frame) and MMD / coverage / 1-NNA of the predicted grids against the true ones as a set."""
     images, grids, idx = load_pairs(ds, split, input_size, limit, views, categories)
@@ -343,8 +430,13 @@ def evaluate_generator(to_voxels, ds, split: str, input_size: int, device, limit
     if was_training:
         to_voxels.train()
     per = iou(probs, grids, (0.3, 0.4, 0.5))
-    out = {"split": split, "items": len(idx), "iou@0.3": float(per[:, 0].mean()),
-           "iou@0.4": float(per[:, 1].mean()), "iou@0.5": float(per[:, 2].mean())}
+    out = {
+        "split": split,
+        "items": len(idx),
+        "iou@0.3": float(per[:, 0].mean()),
+        "iou@0.4": float(per[:, 1].mean()),
+        "iou@0.5": float(per[:, 2].mean()),
+    }
     if with_distribution and len(idx) >= 2:
         out.update(distribution_scores(probs > 0.5, grids > 0.5, device=device).to_dict())
     return out
@@ -362,12 +454,21 @@ def _check(losses: dict[str, torch.Tensor], step: int, limit: float, out: Path) 
     for name, value in losses.items():
         v = float(value.detach())
         if not math.isfinite(v) or abs(v) > limit:
-            what = "NaN" if math.isnan(v) else ("infinite" if math.isinf(v) else f"{v:.3g}, above --explode {limit:g}")
+            what = (
+                "NaN"
+                if math.isnan(v)
+                else ("infinite" if math.isinf(v) else f"{v:.3g}, above --explode {limit:g}")
+            )
             last = out / ckpt.LAST
-            keep = (f"the last good checkpoint {last} is kept" if last.is_file()
-                    else "no checkpoint had been written yet")
-            raise TrainingDiverged(f"{out}: training diverged at step {step}: {name} is {what}; {keep} "
-                                   "(try a lower --lr, --gan wgan-gp with --spectral critics, or fewer --n-critic)")
+            keep = (
+                f"the last good checkpoint {last} is kept"
+                if last.is_file()
+                else "no checkpoint had been written yet"
+            )
+            raise TrainingDiverged(
+                f"{out}: training diverged at step {step}: {name} is {what}; {keep} "
+                "(try a lower --lr, --gan wgan-gp with --spectral critics, or fewer --n-critic)"
+            )
 
 
 def _init_from(model: CycleGAN, path: str) -> int:
@@ -387,21 +488,28 @@ def _init_from(model: CycleGAN, path: str) -> int:
 def _same_shape(config: dict, other: dict, source) -> None:
     for key in ("input_size", "resolution", "latent_dim", "encoder_width", "decoder_width", "norm"):
         if config[key] != other.get(key):
-            raise VoxliftError(f"{source}: its networks have {key} {other.get(key)!r}, this run {config[key]!r}; "
-                               "train the autoencoder with the same network options")
+            raise VoxliftError(
+                f"{source}: its networks have {key} {other.get(key)!r}, this run {config[key]!r}; "
+                "train the autoencoder with the same network options"
+            )
     if generators(config) != generators(other) or config.get("camera") != other.get("camera"):
-        raise VoxliftError(f"{source}: its generators are {generators(other)!r}, this run's {generators(config)!r} "
-                           "(or their cameras differ); train the autoencoder on the same data with the same "
-                           "--generators")
+        raise VoxliftError(
+            f"{source}: its generators are {generators(other)!r}, this run's {generators(config)!r} "
+            "(or their cameras differ); train the autoencoder on the same data with the same "
+            "--generators"
+        )
     if decoder_head(config) != decoder_head(other):
-        raise VoxliftError(f"{source}: its decoders have head {decoder_head(other)!r}, this run "
-                           f"{decoder_head(config)!r}; train the autoencoder with the same --decoder-head")
+        raise VoxliftError(
+            f"{source}: its decoders have head {decoder_head(other)!r}, this run "
+            f"{decoder_head(config)!r}; train the autoencoder with the same --decoder-head"
+        )
     if (config["spectral"] == "all") != (other.get("spectral") == "all"):
         raise VoxliftError(f"{source}: spectral normalisation of the generators differs from this run's")
 
 
-def train(args, device: torch.device, on_batch=None, stop_after: int | None = None, rank: int = 0,
-          world: int = 1) -> int:
+def train(
+    args, device: torch.device, on_batch=None, stop_after: int | None = None, rank: int = 0, world: int = 1
+) -> int:
     """Train (or resume) a run. `on_batch(image_models, voxel_models)` sees the model indices of every batch
     the networks are fed; `stop_after` ends the process after that many steps as if it had been killed
     right after a checkpoint (for resume tests). `rank` of `world` processes (torchrun)."""
@@ -422,7 +530,9 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
         tensors, meta = None, None
         config = config_from_args(args, ds)
     if config["resolution"] != ds.resolution:
-        raise VoxliftError(f"{args.data}: grids of {ds.resolution}^3, the run was made for {config['resolution']}^3")
+        raise VoxliftError(
+            f"{args.data}: grids of {ds.resolution}^3, the run was made for {config['resolution']}^3"
+        )
     seed = config["seed"]
     torch.manual_seed(seed)
     domains = split_domains(ds, "train", config["pairing"], seed, config["categories"])
@@ -462,9 +572,17 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
         if main_process:
             out.mkdir(parents=True, exist_ok=True)
             ckpt.write_config(out, config)
-            (out / "domains.json").write_text(json.dumps({
-                "pairing": domains.pairing, "image_models": [ds.models[i].id for i in domains.image_models],
-                "voxel_models": [ds.models[i].id for i in domains.voxel_models]}, indent=0) + "\n")
+            (out / "domains.json").write_text(
+                json.dumps(
+                    {
+                        "pairing": domains.pairing,
+                        "image_models": [ds.models[i].id for i in domains.image_models],
+                        "voxel_models": [ds.models[i].id for i in domains.voxel_models],
+                    },
+                    indent=0,
+                )
+                + "\n"
+            )
     broadcast_state(model, world)  # one starting point, whatever each process's random state made
     # bf16 autocast on CUDA by default; `--bf16 on` tries it on the CPU too. Fakes enter the pools as float32,
     # so a run resumes with or without it.
@@ -478,9 +596,14 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
     if not args.quiet and main_process:
         from tqdm import tqdm
 
-        bar = tqdm(total=steps_total, initial=step, unit="step", dynamic_ncols=True,
-                   desc=f"train cyclegan {config['gan']} ({device.type}"
-                        + (f", {world} proc)" if world > 1 else ")"))
+        bar = tqdm(
+            total=steps_total,
+            initial=step,
+            unit="step",
+            dynamic_ncols=True,
+            desc=f"train cyclegan {config['gan']} ({device.type}"
+            + (f", {world} proc)" if world > 1 else ")"),
+        )
 
     def tensors_now() -> dict:
         return {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -488,30 +611,51 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
     def save_last():
         if not main_process:
             return
-        bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        bad = [
+            k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()
+        ]
         if bad:
             _check({f"weight {bad[0]}": torch.tensor(float("nan"))}, step, config["explode"], out)
         t_g, info_g = ckpt.flatten_optimizer(opt_g.state_dict(), "opt_g.")
         t_d, info_d = ckpt.flatten_optimizer(opt_d.state_dict(), "opt_d.")
         extra = {f"pool.{n}": p.items for n, p in pools.items() if p.items is not None}
-        ckpt.save_checkpoint(last_path, {**tensors_now(), **t_g, **t_d, **extra},
-                             {"config": config, "step": step, "elapsed": elapsed, "best": best,
-                              "opt_g": info_g, "opt_d": info_d, "steps_total": steps_total,
-                              "budget_s": budget_s})
+        ckpt.save_checkpoint(
+            last_path,
+            {**tensors_now(), **t_g, **t_d, **extra},
+            {
+                "config": config,
+                "step": step,
+                "elapsed": elapsed,
+                "best": best,
+                "opt_g": info_g,
+                "opt_d": info_d,
+                "steps_total": steps_total,
+                "budget_s": budget_s,
+            },
+        )
 
     def validate() -> dict | None:
         nonlocal best
         if not main_process:
             return None
-        scores = evaluate_generator(model.image_to_voxels(), ds, val_split, config["input_size"], device,
-                                    args.val_samples, views=config["views"], categories=config["categories"])
+        scores = evaluate_generator(
+            model.image_to_voxels(),
+            ds,
+            val_split,
+            config["input_size"],
+            device,
+            args.val_samples,
+            views=config["views"],
+            categories=config["categories"],
+        )
         for k, v in scores.items():
             if isinstance(v, float):
                 writer.add_scalar(f"val/{k}", v, step)
         if scores.get("mmd", math.inf) < best:
             best = scores["mmd"]
-            ckpt.save_checkpoint(out / ckpt.BEST, tensors_now(),
-                                 {"config": config, "step": step, "val": scores})
+            ckpt.save_checkpoint(
+                out / ckpt.BEST, tensors_now(), {"config": config, "step": step, "val": scores}
+            )
         return scores
 
     to_grid = straight_through if config["straight_through"] else torch.sigmoid
@@ -527,8 +671,10 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
     last_val = None
     try:
         while True:
-            progress = max(step / steps_total if steps_total else 0.0,
-                           (time.time() - t_start) / budget_s if budget_s else 0.0)
+            progress = max(
+                step / steps_total if steps_total else 0.0,
+                (time.time() - t_start) / budget_s if budget_s else 0.0,
+            )
             if budget_s:
                 progress = slowest(progress, world, device)
             if progress >= 1.0:
@@ -559,8 +705,12 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
                     d2 = critic_loss(gan, model.critic2d(x), model.critic2d(fake_img))
                     losses = {"critic3d": d3, "critic2d": d2}
                     if gan == "wgan-gp":
-                        losses["gp3d"] = gradient_penalty(model.critic3d, y, fake_vox, weight=config["gp_weight"])
-                        losses["gp2d"] = gradient_penalty(model.critic2d, x, fake_img, weight=config["gp_weight"])
+                        losses["gp3d"] = gradient_penalty(
+                            model.critic3d, y, fake_vox, weight=config["gp_weight"]
+                        )
+                        losses["gp2d"] = gradient_penalty(
+                            model.critic2d, x, fake_img, weight=config["gp_weight"]
+                        )
                 total_d = sum(losses.values())
                 losses = mean_over_processes({**losses, "critic loss": total_d}, world)
                 _check(losses, step, config["explode"], out)
@@ -584,12 +734,17 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
                 fake_img = model.to_images(y)
                 rec_vox = model.to_voxels(fake_img)
                 adv3d, adv2d = model.critic3d(fake_vox), model.critic2d(fake_img)
-            g_losses = {"adv3d": generator_loss(gan, adv3d.float()),
-                        "adv2d": generator_loss(gan, adv2d.float()),
-                        "cycle_image": F.l1_loss(rec_img.float(), x),
-                        "cycle_voxels": voxel_loss(rec_vox.float(), y, "weighted-bce", config["pos_weight"])}
-            total_g = (g_losses["adv3d"] + g_losses["adv2d"]
-                       + config["lambda_cycle"] * (g_losses["cycle_image"] + g_losses["cycle_voxels"]))
+            g_losses = {
+                "adv3d": generator_loss(gan, adv3d.float()),
+                "adv2d": generator_loss(gan, adv2d.float()),
+                "cycle_image": F.l1_loss(rec_img.float(), x),
+                "cycle_voxels": voxel_loss(rec_vox.float(), y, "weighted-bce", config["pos_weight"]),
+            }
+            total_g = (
+                g_losses["adv3d"]
+                + g_losses["adv2d"]
+                + config["lambda_cycle"] * (g_losses["cycle_image"] + g_losses["cycle_voxels"])
+            )
             if lambda_sil:
                 # No pair: the image's own alpha, the grid drawn from it, and the known camera.
                 outline = pj.silhouette(torch.sigmoid(logits.float()), outline_rays)
@@ -607,8 +762,12 @@ def train(args, device: torch.device, on_batch=None, stop_after: int | None = No
             step += 1
             elapsed = time.time() - t_start
             if step % 10 == 0 or step == 1:
-                row = {"step": step, "elapsed": round(elapsed, 2), "lr": opt_g.param_groups[0]["lr"],
-                       **{k: round(float(v.detach()), 5) for k, v in {**losses, **g_losses}.items()}}
+                row = {
+                    "step": step,
+                    "elapsed": round(elapsed, 2),
+                    "lr": opt_g.param_groups[0]["lr"],
+                    **{k: round(float(v.detach()), 5) for k, v in {**losses, **g_losses}.items()},
+                }
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 for k, v in row.items():

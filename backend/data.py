@@ -18,6 +18,7 @@ and `world_to_pixel(view) @ Rz(az)` projects the viewer-centred grid onto that v
 90 degrees are exact index permutations (torch.rot90); other angles are resampled trilinearly, so the target
 becomes soft (fractional occupancy) where voxels straddle, and corners that leave the cube are cut off.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,9 @@ def resample_z(grids: torch.Tensor, angles: torch.Tensor | np.ndarray | list) ->
     """out[b](p) = grids[b](Rz(angles[b]) p) for float grids [B, R, R, R] indexed [x, y, z]; angles in degrees.
 
     Exact for multiples of 90 degrees, trilinear otherwise (zeros outside the cube)."""
-    angles = np.array(angles.cpu().numpy() if torch.is_tensor(angles) else angles, dtype=np.float64).reshape(-1)
+    angles = np.array(angles.cpu().numpy() if torch.is_tensor(angles) else angles, dtype=np.float64).reshape(
+        -1
+    )
     out = torch.empty_like(grids)
     for angle in np.unique(angles):
         sel = torch.as_tensor(np.nonzero(angles == angle)[0], device=grids.device)
@@ -75,8 +78,13 @@ def _resample_trilinear(g: torch.Tensor, angle: float) -> torch.Tensor:
         if len(_GRIDS) > 64:  # per-model random views (3D-R2N2): do not grow without bound
             _GRIDS.clear()
         grid = _GRIDS[key] = _sampling_grid(angle, r, g.device, g.dtype)
-    return F.grid_sample(g.unsqueeze(1), grid.expand(b, -1, -1, -1, -1), mode="bilinear",
-                         padding_mode="zeros", align_corners=False).squeeze(1)
+    return F.grid_sample(
+        g.unsqueeze(1),
+        grid.expand(b, -1, -1, -1, -1),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    ).squeeze(1)
 
 
 def _sampling_grid(angle: float, r: int, device, dtype) -> torch.Tensor:
@@ -148,11 +156,15 @@ class ViewDataset(torch.utils.data.Dataset):
     def __getitem__(self, item: int) -> dict:
         m, v = self.locate(item)
         ds = self.ds
-        return {"image": torch.from_numpy(np.array(ds.images[m, v])),
-                "alpha": torch.from_numpy(np.array(ds.alpha[m, v])),
-                "voxels": torch.from_numpy(np.array(ds.voxels[m]).view(np.uint8)),
-                "azimuth": float(self.azimuth[m, v]), "elevation": float(self.elevation[m, v]),
-                "model": m, "view": v}
+        return {
+            "image": torch.from_numpy(np.array(ds.images[m, v])),
+            "alpha": torch.from_numpy(np.array(ds.alpha[m, v])),
+            "voxels": torch.from_numpy(np.array(ds.voxels[m]).view(np.uint8)),
+            "azimuth": float(self.azimuth[m, v]),
+            "elevation": float(self.elevation[m, v]),
+            "model": m,
+            "view": v,
+        }
 
 
 class StepSampler(torch.utils.data.Sampler):
@@ -167,8 +179,14 @@ class StepSampler(torch.utils.data.Sampler):
     def __iter__(self):
         from torch.utils.data.distributed import DistributedSampler
 
-        sampler = DistributedSampler(range(self.size), num_replicas=self.world, rank=self.rank, shuffle=True,
-                                     seed=self.seed, drop_last=False)
+        sampler = DistributedSampler(
+            range(self.size),
+            num_replicas=self.world,
+            rank=self.rank,
+            shuffle=True,
+            seed=self.seed,
+            drop_last=False,
+        )
         per_epoch = len(sampler)
         epoch, skip = divmod(self.start, per_epoch)
         while True:
@@ -178,12 +196,28 @@ class StepSampler(torch.utils.data.Sampler):
             skip, epoch = 0, epoch + 1
 
 
-def make_loader(dataset: ViewDataset, batch_size: int, *, seed: int = 0, start_step: int = 0, rank: int = 0,
-                world: int = 1, workers: int = 1, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+def make_loader(
+    dataset: ViewDataset,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    start_step: int = 0,
+    rank: int = 0,
+    world: int = 1,
+    workers: int = 1,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
     sampler = StepSampler(len(dataset), seed, start_step * batch_size, rank, world)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                                       pin_memory=pin_memory, drop_last=True, persistent_workers=workers > 0,
-                                       prefetch_factor=4 if workers > 0 else None)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        drop_last=True,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )
 
 
 def eval_batches(dataset: ViewDataset, batch_size: int):
@@ -199,10 +233,10 @@ def eval_batches(dataset: ViewDataset, batch_size: int):
 @dataclass
 class AugmentConfig:
     viewer_centred: bool = True
-    background: float = 1.0          # the renderer's background level in [0, 1] (measured from the dataset)
+    background: float = 1.0  # the renderer's background level in [0, 1] (measured from the dataset)
     random_background: float = 0.5  # share of samples given a random background
-    shift: float = 0.05              # largest shift, as a share of the image side
-    scale: float = 0.08              # largest relative change of size
+    shift: float = 0.05  # largest shift, as a share of the image side
+    scale: float = 0.08  # largest relative change of size
 
 
 def prepare_input(images: torch.Tensor) -> torch.Tensor:
@@ -217,8 +251,14 @@ class Augment:
     def __init__(self, config: AugmentConfig, seed: int = 0):
         self.config, self.seed = config, seed
 
-    def __call__(self, batch: dict, device: torch.device, step: int | None = None,
-                 train: bool = True, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self,
+        batch: dict,
+        device: torch.device,
+        step: int | None = None,
+        train: bool = True,
+        size: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`size`: the network's input size; smaller images are shrunk first (area), so the warps and
         backgrounds work on the pixels the network sees (4x fewer at 128 -> 64 px)."""
         cfg = self.config
@@ -245,8 +285,13 @@ class Augment:
             theta[:, 0, 0] = theta[:, 1, 1] = 1 / scale
             theta[:, :, 2] = -shift / scale[:, None]
             grid = F.affine_grid(theta.to(img.device), [b, 2, s, s], align_corners=False)
-            both = F.grid_sample(torch.stack([img - bg0, alpha], 1), grid, mode="bilinear",
-                                 padding_mode="zeros", align_corners=False)
+            both = F.grid_sample(
+                torch.stack([img - bg0, alpha], 1),
+                grid,
+                mode="bilinear",
+                padding_mode="zeros",
+                align_corners=False,
+            )
             img, alpha = both[:, 0] + bg0, both[:, 1]
         if cfg.random_background > 0:
             # A random level, a random linear gradient and a little noise, swapped in for the render's background.
@@ -270,7 +315,11 @@ def dataset_statistics(ds: Dataset, models: np.ndarray, max_models: int = 200) -
     `fill` is the median longest side of the alpha bounding box over the image side: prepare_image scales
     a user's object to it, as the renderer framed the training images."""
     models = np.asarray(models)
-    pick = models[np.linspace(0, len(models) - 1, min(max_models, len(models))).astype(int)] if len(models) else []
+    pick = (
+        models[np.linspace(0, len(models) - 1, min(max_models, len(models))).astype(int)]
+        if len(models)
+        else []
+    )
     occ, bgs, fills = [], [], []
     for m in pick:
         occ.append(float(np.asarray(ds.voxels[m]).mean()))
@@ -282,6 +331,8 @@ def dataset_statistics(ds: Dataset, models: np.ndarray, max_models: int = 200) -
             ys, xs = np.nonzero(a[v] > 127)
             if len(xs):
                 fills.append(max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) / a.shape[-1])
-    return {"occupancy": float(np.mean(occ)) if occ else 0.03,
-            "background": float(np.median(bgs)) if bgs else 1.0,
-            "fill": float(np.median(fills)) if fills else 0.7}
+    return {
+        "occupancy": float(np.mean(occ)) if occ else 0.03,
+        "background": float(np.median(bgs)) if bgs else 1.0,
+        "fill": float(np.median(fills)) if fills else 0.7,
+    }

@@ -25,6 +25,7 @@ answer, each part shows whether it can do its share (the study debugged its Cycl
 Held out is the val and test splits together; training uses the train split. Everything is in the viewer's
 frame, as the CycleGAN sees it. Exit status 0 when every part passes, 3 when one fails (1 is bad input).
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,16 @@ from .metrics import iou
 from .networks import Critic2D, Critic3D, ImageDecoder, VoxelDecoder
 from .unpaired_data import load_pairs
 
-PARTS = ("critic2d-classifier", "critic3d-classifier", "encoder2d-classifier", "encoder3d-classifier",
-         "generator2d3d-paired", "generator3d2d-paired", "gan3d-unconditional", "gan2d-unconditional")
+PARTS = (
+    "critic2d-classifier",
+    "critic3d-classifier",
+    "encoder2d-classifier",
+    "encoder3d-classifier",
+    "generator2d3d-paired",
+    "generator3d2d-paired",
+    "gan3d-unconditional",
+    "gan2d-unconditional",
+)
 FAILED = 3
 
 
@@ -70,15 +79,17 @@ class Result:
     seconds: float = 0.0
 
     def line(self) -> str:
-        return (f"{'PASS' if self.passed else 'FAIL'}  {self.part:<22} {self.metric} {self.value:.3f}  "
-                f"({self.criterion}; {self.seconds:.0f} s)")
+        return (
+            f"{'PASS' if self.passed else 'FAIL'}  {self.part:<22} {self.metric} {self.value:.3f}  "
+            f"({self.criterion}; {self.seconds:.0f} s)"
+        )
 
 
 @dataclass
 class Data:
-    train_x: torch.Tensor      # [N, 1, s, s] in [-1, 1]
-    train_y: torch.Tensor      # [N, R, R, R] viewer frame
-    train_c: torch.Tensor      # [N] category index
+    train_x: torch.Tensor  # [N, 1, s, s] in [-1, 1]
+    train_y: torch.Tensor  # [N, R, R, R] viewer frame
+    train_c: torch.Tensor  # [N] category index
     test_x: torch.Tensor
     test_y: torch.Tensor
     test_c: torch.Tensor
@@ -101,11 +112,20 @@ def load_data(ds, input_size: int | None, max_items: int) -> Data:
     hx, hy, hc = part(["val", "test"])
     cats = sorted(set(tc))
     if len(cats) < 2:
-        raise VoxliftError(f"{ds.path}: the classifier diagnostics need two categories or more (found {cats})")
+        raise VoxliftError(
+            f"{ds.path}: the classifier diagnostics need two categories or more (found {cats})"
+        )
     index = {c: i for i, c in enumerate(cats)}
     keep = torch.tensor([c in index for c in hc])
-    return Data(tx, ty, torch.tensor([index[c] for c in tc]), hx[keep], hy[keep],
-                torch.tensor([index[c] for c, k in zip(hc, keep) if k]), cats)
+    return Data(
+        tx,
+        ty,
+        torch.tensor([index[c] for c in tc]),
+        hx[keep],
+        hy[keep],
+        torch.tensor([index[c] for c, k in zip(hc, keep) if k]),
+        cats,
+    )
 
 
 class _Head(nn.Module):
@@ -117,7 +137,9 @@ class _Head(nn.Module):
 
     def forward(self, x):
         code = self.encoder(x)
-        if isinstance(code, tuple):  # projective encoders: (image-aligned map, global code); classify the latter
+        if isinstance(
+            code, tuple
+        ):  # projective encoders: (image-aligned map, global code); classify the latter
             code = code[1]
         return self.fc(F.leaky_relu(code, 0.2))
 
@@ -139,12 +161,14 @@ def _batches(n: int, batch: int, steps: int, gen: torch.Generator):
 @torch.no_grad()
 def _apply(net: nn.Module, x: torch.Tensor, device, batch: int = 64) -> torch.Tensor:
     net.eval()
-    out = torch.cat([net(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)])
+    out = torch.cat([net(x[i : i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)])
     net.train()
     return out
 
 
-def _fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, cfg, device, lr: float = 1e-3) -> None:
+def _fit(
+    net: nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, cfg, device, lr: float = 1e-3
+) -> None:
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     net.train()
@@ -159,9 +183,18 @@ def generator_config(ds, cfg) -> dict:
     """The generator halves' config (cyclegan.generator_halves) for --generators on this dataset."""
     s = cfg.input_size or ds.image_size
     kind, camera = resolve_generators(cfg.generators, ds, s)
-    return {"input_size": s, "resolution": ds.resolution, "latent_dim": cfg.latent_dim,
-            "encoder_width": cfg.encoder_width, "decoder_width": cfg.decoder_width, "norm": cfg.norm,
-            "spectral": "critics", "generators": kind, "camera": camera, "decoder_head": "deconv"}
+    return {
+        "input_size": s,
+        "resolution": ds.resolution,
+        "latent_dim": cfg.latent_dim,
+        "encoder_width": cfg.encoder_width,
+        "decoder_width": cfg.decoder_width,
+        "norm": cfg.norm,
+        "spectral": "critics",
+        "generators": kind,
+        "camera": camera,
+        "decoder_head": "deconv",
+    }
 
 
 def classifier_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
@@ -180,27 +213,45 @@ def classifier_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
     _fit(net, x, data.train_c, F.cross_entropy, cfg, device)
     acc = float((_apply(net, xt, device).argmax(1) == data.test_c).float().mean())
     majority = float(torch.bincount(data.test_c).max()) / len(data.test_c)
-    return Result(name, acc >= cfg.min_accuracy, "held-out accuracy", acc, f">= {cfg.min_accuracy:g}",
-                  {"majority_class_rate": majority, "held_out": len(xt), "categories": data.categories})
+    return Result(
+        name,
+        acc >= cfg.min_accuracy,
+        "held-out accuracy",
+        acc,
+        f">= {cfg.min_accuracy:g}",
+        {"majority_class_rate": majority, "held_out": len(xt), "categories": data.categories},
+    )
 
 
 def generator_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
     if name == "generator2d3d-paired":
         net = nn.Sequential(*generator_halves(halves, ("enc2d", "dec3d")).values()).to(device)
         pw = positive_weight(float(data.train_y.mean()))
-        _fit(net, data.train_x, data.train_y, lambda lo, t: voxel_loss(lo, t, "weighted-bce", pw), cfg, device)
+        _fit(
+            net, data.train_x, data.train_y, lambda lo, t: voxel_loss(lo, t, "weighted-bce", pw), cfg, device
+        )
         value = float(iou(torch.sigmoid(_apply(net, data.test_x, device)), data.test_y, (0.5,)).mean())
         mean = data.train_y.mean(0, keepdim=True)
-        th = max(np.linspace(0.05, 0.95, 19),
-                 key=lambda t: float(iou(mean.expand(len(data.train_y), -1, -1, -1), data.train_y, (t,)).mean()))
+        th = max(
+            np.linspace(0.05, 0.95, 19),
+            key=lambda t: float(iou(mean.expand(len(data.train_y), -1, -1, -1), data.train_y, (t,)).mean()),
+        )
         base = float(iou(mean.expand(len(data.test_y), -1, -1, -1), data.test_y, (float(th),)).mean())
-        return Result(name, value > base, "held-out IoU@0.5", value, f"> mean shape {base:.3f}",
-                      {"mean_shape_iou": base, "mean_shape_threshold": float(th)})
+        return Result(
+            name,
+            value > base,
+            "held-out IoU@0.5",
+            value,
+            f"> mean shape {base:.3f}",
+            {"mean_shape_iou": base, "mean_shape_threshold": float(th)},
+        )
     net = nn.Sequential(*generator_halves(halves, ("enc3d", "dec2d")).values(), nn.Tanh()).to(device)
     _fit(net, data.train_y, data.train_x, F.l1_loss, cfg, device)
     value = float((_apply(net, data.test_y, device) - data.test_x).abs().mean())
     base = float((data.train_x.mean(0, keepdim=True) - data.test_x).abs().mean())
-    return Result(name, value < base, "held-out L1", value, f"< mean image {base:.3f}", {"mean_image_l1": base})
+    return Result(
+        name, value < base, "held-out L1", value, f"< mean image {base:.3f}", {"mean_image_l1": base}
+    )
 
 
 def gan_part(name: str, data: Data, cfg, device) -> Result:
@@ -226,7 +277,7 @@ def gan_part(name: str, data: Data, cfg, device) -> Result:
     def sample():
         # Batch statistics, as in training: a GAN generator's running averages lag behind it.
         with torch.no_grad():
-            out = squash(torch.cat([g(noise[i:i + 64].to(device)).float().cpu() for i in range(0, n, 64)]))
+            out = squash(torch.cat([g(noise[i : i + 64].to(device)).float().cpu() for i in range(0, n, 64)]))
         return out > 0.5 if three_d else out
 
     def score():
@@ -238,7 +289,7 @@ def gan_part(name: str, data: Data, cfg, device) -> Result:
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.gan_lr, betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.gan_lr, betas=betas)
     gen = torch.Generator().manual_seed(cfg.seed)
-    for step in range(cfg.steps):
+    for _step in range(cfg.steps):
         for _ in range(n_critic):
             idx = torch.randint(0, len(real), (min(cfg.batch_size, len(real)),), generator=gen)
             x = real[idx].to(device)
@@ -271,9 +322,21 @@ def gan_part(name: str, data: Data, cfg, device) -> Result:
     independent = distribution_scores(noise_set, ref, distance)
     ideal = distribution_scores(ideal_set, ref, distance)
     passed = end.mmd <= cfg.min_gain * start.mmd
-    return Result(name, passed, "MMD", end.mmd, f"<= {cfg.min_gain:g} x untrained {start.mmd:.3f}",
-                  {"trained": end.to_dict(), "untrained": start.to_dict(), "independent_samples": independent.to_dict(),
-                   "training_set": ideal.to_dict(), "distance": "1 - IoU" if three_d else "L1", "loss": cfg.gan})
+    return Result(
+        name,
+        passed,
+        "MMD",
+        end.mmd,
+        f"<= {cfg.min_gain:g} x untrained {start.mmd:.3f}",
+        {
+            "trained": end.to_dict(),
+            "untrained": start.to_dict(),
+            "independent_samples": independent.to_dict(),
+            "training_set": ideal.to_dict(),
+            "distance": "1 - IoU" if three_d else "L1",
+            "loss": cfg.gan,
+        },
+    )
 
 
 def diagnose(ds, cfg, device, parts=PARTS, progress=None) -> list[Result]:
@@ -304,13 +367,25 @@ def add_arguments(p) -> None:
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="only these parts")
     p.add_argument("--steps", type=int, default=300, help="training steps of each part")
     p.add_argument("--gan", default="wgan-gp", choices=GAN_KINDS, help="loss of the unconditional GANs")
-    p.add_argument("--n-critic", type=int, help="critic steps per generator step (default 5 for wgan-gp, else 1)")
-    p.add_argument("--no-spectral", dest="spectral", action="store_false",
-                   help="no spectral normalisation in the GANs' critics")
+    p.add_argument(
+        "--n-critic", type=int, help="critic steps per generator step (default 5 for wgan-gp, else 1)"
+    )
+    p.add_argument(
+        "--no-spectral",
+        dest="spectral",
+        action="store_false",
+        help="no spectral normalisation in the GANs' critics",
+    )
     p.add_argument("--gan-lr", type=float, default=1e-3, help="the unconditional GANs' learning rate")
-    p.add_argument("--min-gain", type=float, default=0.9,
-                   help="unconditional GANs pass when their MMD is at most this share of their untrained MMD")
-    p.add_argument("--min-accuracy", type=float, default=0.8, help="classifiers pass at this held-out accuracy")
+    p.add_argument(
+        "--min-gain",
+        type=float,
+        default=0.9,
+        help="unconditional GANs pass when their MMD is at most this share of their untrained MMD",
+    )
+    p.add_argument(
+        "--min-accuracy", type=float, default=0.8, help="classifiers pass at this held-out accuracy"
+    )
     p.add_argument("--input-size", type=int, help="resize images to this (default: the dataset's size)")
     p.add_argument("--max-items", type=int, default=2000, help="(model, view) items read per split")
     p.add_argument("--latent-dim", type=int, default=128)
@@ -333,8 +408,11 @@ def run(args) -> int:
     results = diagnose(ds, args, device, args.parts, printer)
     ok = all(r.passed for r in results)
     if args.json:
-        json.dump({"data": str(args.data), "passed": ok, "parts": [asdict(r) for r in results]}, sys.stdout,
-                  indent=1)
+        json.dump(
+            {"data": str(args.data), "passed": ok, "parts": [asdict(r) for r in results]},
+            sys.stdout,
+            indent=1,
+        )
         print()
     else:
         print(f"{sum(r.passed for r in results)}/{len(results)} parts pass")

@@ -12,6 +12,7 @@ generated set G and a held-out reference set R (Achlioptas et al. 2018; Yang et 
 
 Distances are computed in batches with torch matrix products, so 1000 x 1000 grids of 32^3 take seconds.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -32,10 +33,10 @@ def iou_distance(a, b, batch: int = 256, device=None) -> torch.Tensor:
     sa, sb = a.sum(1), b.sum(1)
     out = torch.empty(a.shape[0], b.shape[0])
     for i in range(0, a.shape[0], batch):
-        inter = a[i:i + batch] @ b.T
-        union = sa[i:i + batch, None] + sb[None, :] - inter
+        inter = a[i : i + batch] @ b.T
+        union = sa[i : i + batch, None] + sb[None, :] - inter
         iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-        out[i:i + batch] = (1 - iou).cpu()
+        out[i : i + batch] = (1 - iou).cpu()
     return out
 
 
@@ -44,7 +45,7 @@ def l1_distance(a, b, batch: int = 256, device=None) -> torch.Tensor:
     a, b = _flat(a, device), _flat(b, device)
     out = torch.empty(a.shape[0], b.shape[0])
     for i in range(0, a.shape[0], batch):
-        out[i:i + batch] = torch.cdist(a[i:i + batch], b, p=1).cpu() / a.shape[1]
+        out[i : i + batch] = torch.cdist(a[i : i + batch], b, p=1).cpu() / a.shape[1]
     return out
 
 
@@ -89,7 +90,9 @@ def distribution_scores(generated, reference, distance=iou_distance, device=None
     d_gr = distance(generated, reference, device=device)
     d_gg = distance(generated, generated, device=device)
     d_rr = distance(reference, reference, device=device)
-    return DistributionScores(mmd(d_gr), coverage(d_gr), one_nna(d_gg, d_rr, d_gr), len(generated), len(reference))
+    return DistributionScores(
+        mmd(d_gr), coverage(d_gr), one_nna(d_gg, d_rr, d_gr), len(generated), len(reference)
+    )
 
 
 def prediction_scores(predictions, truths, threshold: float = 0.5, device=None) -> dict:

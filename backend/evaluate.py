@@ -10,6 +10,7 @@ Works for any dataset in voxlift's format, 3D-R2N2's converted one (per-model ca
 Saved predictions: probs float16 [N, V, R, R, R] in the object frame, `indices` (dataset indices), `ids`,
 `categories`.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,7 +26,9 @@ from .metrics import THRESHOLDS, Scores, format_table, fscore, iou, metric_names
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--checkpoint", required=True, help="a run folder (its best checkpoint) or a .safetensors file")
+    p.add_argument(
+        "--checkpoint", required=True, help="a run folder (its best checkpoint) or a .safetensors file"
+    )
     add_data_arguments(p)
     p.add_argument("--save-predictions", metavar="FILE.npz", help="save object-frame probabilities (float16)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -37,18 +40,24 @@ def add_data_arguments(p) -> None:
     p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
     p.add_argument("--categories", nargs="+", help="only these categories")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
-    p.add_argument("--no-fscore", action="store_true", help="IoU only (F-score needs marching cubes per sample)")
+    p.add_argument(
+        "--no-fscore", action="store_true", help="IoU only (F-score needs marching cubes per sample)"
+    )
 
 
 def select_models(ds, split: str, categories) -> np.ndarray:
     models = ds.indices(None if split == "all" else split, categories)
     if len(models) == 0:
-        raise VoxliftError(f"{ds.path}: no models in split {split!r}"
-                           + (f" of categories {categories}" if categories else ""))
+        raise VoxliftError(
+            f"{ds.path}: no models in split {split!r}"
+            + (f" of categories {categories}" if categories else "")
+        )
     return models
 
 
-def score_model(scores: Scores, category: str, probs: np.ndarray, truth: np.ndarray, with_fscore: bool) -> None:
+def score_model(
+    scores: Scores, category: str, probs: np.ndarray, truth: np.ndarray, with_fscore: bool
+) -> None:
     """Add the rows of one model's V predictions [V, R, R, R] (object frame) against its grid [R, R, R]."""
     t = np.broadcast_to(np.asarray(truth, dtype=np.float32), probs.shape)
     rows = iou(probs, t, THRESHOLDS)
@@ -74,8 +83,10 @@ def report(result: dict, as_json: bool, title: str) -> None:
         print(format_table(result["summary"], title))
         if "distribution" in result:
             d = result["distribution"]
-            print("distribution of the predictions against the true grids (distance 1 - IoU): "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in d.items() if isinstance(v, float)))
+            print(
+                "distribution of the predictions against the true grids (distance 1 - IoU): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in d.items() if isinstance(v, float))
+            )
 
 
 def run(args) -> int:
@@ -85,7 +96,9 @@ def run(args) -> int:
     predictor = load_predictor(args.checkpoint, args.device)
     ds = open_dataset(args.data)
     if ds.resolution != predictor.resolution:
-        raise VoxliftError(f"{args.data}: grids of {ds.resolution}^3, the model predicts {predictor.resolution}^3")
+        raise VoxliftError(
+            f"{args.data}: grids of {ds.resolution}^3, the model predicts {predictor.resolution}^3"
+        )
     models = select_models(ds, args.split, args.categories)
     with_f = not args.no_fscore
     scores = Scores(metric_names(THRESHOLDS, with_f))
@@ -106,9 +119,14 @@ def run(args) -> int:
     progress.close()
     if saved is not None:
         save_predictions(args.save_predictions, np.stack(saved), ds, models)
-    result = {"checkpoint": str(predictor.path), "kind": predictor.config["kind"],
-              "viewer_centred": predictor.viewer_centred, "data": str(args.data), "split": args.split,
-              "summary": scores.summary()}
+    result = {
+        "checkpoint": str(predictor.path),
+        "kind": predictor.config["kind"],
+        "viewer_centred": predictor.viewer_centred,
+        "data": str(args.data),
+        "split": args.split,
+        "summary": scores.summary(),
+    }
     if len(picked) >= 2:  # MMD, coverage and 1-NNA with 1 - IoU as the distance, against the true grids
         result["distribution"] = prediction_scores(picked, truths)
     report(result, args.json, f"{predictor.path} on {args.data} ({args.split})")
@@ -120,9 +138,13 @@ def save_predictions(path, probs: np.ndarray, ds, models: np.ndarray) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    np.savez(buf, probs=probs.astype(np.float16), indices=np.asarray(models, np.int64),
-             ids=np.array([ds.models[m].id for m in models]),
-             categories=np.array([ds.models[m].category for m in models]))
+    np.savez(
+        buf,
+        probs=probs.astype(np.float16),
+        indices=np.asarray(models, np.int64),
+        ids=np.array([ds.models[m].id for m in models]),
+        categories=np.array([ds.models[m].category for m in models]),
+    )
     from .checkpoint import atomic_write_bytes
 
     atomic_write_bytes(path, buf.getvalue())

@@ -11,6 +11,7 @@ one score, so that WGAN's critic is a function of the whole sample and the gradi
 GP = E[(||grad_x D(x_hat)||_2 - 1)^2] with x_hat = eps * real + (1 - eps) * fake, eps ~ U(0, 1) per sample
 (Gulrajani et al. 2017, lambda = 10).
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +27,9 @@ def sample_scores(scores: torch.Tensor) -> torch.Tensor:
     return (scores.float() if scores.dtype in (torch.bfloat16, torch.float16) else scores).mean(1)
 
 
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None,
-                     weight: float = GP_WEIGHT) -> torch.Tensor:
+def gradient_penalty(
+    critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None, weight: float = GP_WEIGHT
+) -> torch.Tensor:
     """weight * mean over samples of (||grad D(x_hat)|| - 1)^2; `eps` [B] fixes the mixing (for tests)."""
     b = real.shape[0]
     if eps is None:
@@ -46,7 +48,7 @@ def critic_loss(kind: str, real_scores: torch.Tensor, fake_scores: torch.Tensor)
     if kind == "wgan-gp":
         return f.mean() - r.mean()
     if kind == "lsgan":
-        return 0.5 * (((r - 1) ** 2).mean() + (f ** 2).mean())
+        return 0.5 * (((r - 1) ** 2).mean() + (f**2).mean())
     if kind == "hinge":
         return F.relu(1 - r).mean() + F.relu(1 + f).mean()
     raise ValueError(f"unknown GAN loss {kind!r}; choose one of {GAN_KINDS}")

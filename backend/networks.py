@@ -13,6 +13,7 @@ VoxelEncoder + ImageDecoder, which are also the two cross autoencoders' halves.
 `spectral=True` wraps every convolution and linear layer in spectral normalisation. Critics never use batch
 norm: a gradient penalty is computed per sample, and batch norm would mix samples (Gulrajani et al. 2017).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,9 +33,15 @@ def _norm(kind: str, channels: int, dims: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm3d(channels)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True) if dims == 2 else nn.InstanceNorm3d(channels, affine=True)
+        return (
+            nn.InstanceNorm2d(channels, affine=True)
+            if dims == 2
+            else nn.InstanceNorm3d(channels, affine=True)
+        )
     if kind == "layer":
-        return nn.GroupNorm(1, channels)  # layer norm over (C, spatial): per-sample, safe with a gradient penalty
+        return nn.GroupNorm(
+            1, channels
+        )  # layer norm over (C, spatial): per-sample, safe with a gradient penalty
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}; choose one of {NORMS}")
@@ -43,13 +50,13 @@ def _norm(kind: str, channels: int, dims: int) -> nn.Module:
 def _halvings(size: int, name: str) -> int:
     """How many stride-2 steps take `size` to 4; sizes must be 4 * 2^k."""
     steps = round(math.log2(size / 4)) if size >= 4 else -1
-    if steps < 1 or 4 * 2 ** steps != size:
+    if steps < 1 or 4 * 2**steps != size:
         raise ValueError(f"{name} must be 4 * 2^k and at least 8 (got {size})")
     return steps
 
 
 def _channels(width: int, step: int, cap: int = 8) -> int:
-    return width * min(2 ** step, cap)
+    return width * min(2**step, cap)
 
 
 class _Encoder(nn.Module):
@@ -63,11 +70,14 @@ class _Encoder(nn.Module):
         cin = 1
         for s in range(steps):
             cout = _channels(width, s)
-            layers += [_sn(conv(cin, cout, 4, stride=2, padding=1, bias=norm == "none"), spectral),
-                       _norm(norm if s > 0 else "none", cout, dims), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [
+                _sn(conv(cin, cout, 4, stride=2, padding=1, bias=norm == "none"), spectral),
+                _norm(norm if s > 0 else "none", cout, dims),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
             cin = cout
         self.features = nn.Sequential(*layers)
-        self.fc = _sn(nn.Linear(cin * 4 ** dims, latent_dim), spectral)
+        self.fc = _sn(nn.Linear(cin * 4**dims, latent_dim), spectral)
         self.dims, self.size = dims, size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,8 +107,16 @@ class _Decoder(nn.Module):
     full-size feature maps, which at 32^3 are most of the CPU time of the "deconv" head (measured 5x
     fewer FLOPs there), so the layers below can be wider for the same time."""
 
-    def __init__(self, dims: int, size: int, latent_dim: int, width: int, norm: str, spectral: bool,
-                 head: str = "deconv"):
+    def __init__(
+        self,
+        dims: int,
+        size: int,
+        latent_dim: int,
+        width: int,
+        norm: str,
+        spectral: bool,
+        head: str = "deconv",
+    ):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown decoder head {head!r}; choose one of {HEADS}")
@@ -106,15 +124,18 @@ class _Decoder(nn.Module):
         conv = nn.Conv2d if dims == 2 else nn.Conv3d
         steps = _halvings(size, "image_size" if dims == 2 else "resolution")
         self.c0 = _channels(width, steps)
-        self.fc = _sn(nn.Linear(latent_dim, self.c0 * 4 ** dims), spectral)
+        self.fc = _sn(nn.Linear(latent_dim, self.c0 * 4**dims), spectral)
         layers: list[nn.Module] = [_norm(norm, self.c0, dims), nn.ReLU(inplace=True)]
         cin = self.c0
         for s in reversed(range(steps if head == "deconv" else steps - 1)):
             cout = _channels(width, s if head == "deconv" else s + 1)
-            layers += [_sn(deconv(cin, cout, 4, stride=2, padding=1, bias=norm == "none"), spectral),
-                       _norm(norm, cout, dims), nn.ReLU(inplace=True)]
+            layers += [
+                _sn(deconv(cin, cout, 4, stride=2, padding=1, bias=norm == "none"), spectral),
+                _norm(norm, cout, dims),
+                nn.ReLU(inplace=True),
+            ]
             cin = cout
-        layers.append(_sn(conv(cin, 1 if head == "deconv" else 2 ** dims, 3, padding=1), spectral))
+        layers.append(_sn(conv(cin, 1 if head == "deconv" else 2**dims, 3, padding=1), spectral))
         self.net = nn.Sequential(*layers)
         self.dims, self.head = dims, head
 
@@ -135,22 +156,41 @@ class _Decoder(nn.Module):
 
 
 class ImageEncoder(_Encoder):
-    def __init__(self, image_size: int = 128, latent_dim: int = 256, width: int = 32, norm: str = "batch",
-                 spectral: bool = False):
+    def __init__(
+        self,
+        image_size: int = 128,
+        latent_dim: int = 256,
+        width: int = 32,
+        norm: str = "batch",
+        spectral: bool = False,
+    ):
         super().__init__(2, image_size, latent_dim, width, norm, spectral)
 
 
 class VoxelEncoder(_Encoder):
-    def __init__(self, resolution: int = 32, latent_dim: int = 256, width: int = 32, norm: str = "batch",
-                 spectral: bool = False):
+    def __init__(
+        self,
+        resolution: int = 32,
+        latent_dim: int = 256,
+        width: int = 32,
+        norm: str = "batch",
+        spectral: bool = False,
+    ):
         super().__init__(3, resolution, latent_dim, width, norm, spectral)
 
 
 class VoxelDecoder(_Decoder):
     """Logits [B, R, R, R] (the channel axis is dropped: one occupancy logit per voxel)."""
 
-    def __init__(self, resolution: int = 32, latent_dim: int = 256, width: int = 32, norm: str = "batch",
-                 spectral: bool = False, head: str = "deconv"):
+    def __init__(
+        self,
+        resolution: int = 32,
+        latent_dim: int = 256,
+        width: int = 32,
+        norm: str = "batch",
+        spectral: bool = False,
+        head: str = "deconv",
+    ):
         super().__init__(3, resolution, latent_dim, width, norm, spectral, head)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -160,8 +200,15 @@ class VoxelDecoder(_Decoder):
 class ImageDecoder(_Decoder):
     """Raw outputs [B, 1, S, S]: the caller chooses tanh (images in [-1, 1]) or sigmoid."""
 
-    def __init__(self, image_size: int = 128, latent_dim: int = 256, width: int = 32, norm: str = "batch",
-                 spectral: bool = False, head: str = "deconv"):
+    def __init__(
+        self,
+        image_size: int = 128,
+        latent_dim: int = 256,
+        width: int = 32,
+        norm: str = "batch",
+        spectral: bool = False,
+        head: str = "deconv",
+    ):
         super().__init__(2, image_size, latent_dim, width, norm, spectral, head)
 
 
@@ -179,8 +226,11 @@ class _Critic(nn.Module):
         cin = 1
         for s in range(layers):
             cout = _channels(width, s)
-            mods += [_sn(conv(cin, cout, 4, stride=2, padding=1), spectral),
-                     _norm(norm if s > 0 else "none", cout, dims), nn.LeakyReLU(0.2, inplace=True)]
+            mods += [
+                _sn(conv(cin, cout, 4, stride=2, padding=1), spectral),
+                _norm(norm if s > 0 else "none", cout, dims),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
             cin = cout
         mods.append(_sn(conv(cin, out_channels, 3, padding=1), spectral))
         self.net = nn.Sequential(*mods)
@@ -197,22 +247,38 @@ class _Critic(nn.Module):
 
 
 class Critic2D(_Critic):
-    def __init__(self, layers: int = 4, width: int = 32, out_channels: int = 1, norm: str = "none",
-                 spectral: bool = True):
+    def __init__(
+        self,
+        layers: int = 4,
+        width: int = 32,
+        out_channels: int = 1,
+        norm: str = "none",
+        spectral: bool = True,
+    ):
         super().__init__(2, layers, width, out_channels, norm, spectral)
 
 
 class Critic3D(_Critic):
-    def __init__(self, layers: int = 3, width: int = 32, out_channels: int = 1, norm: str = "none",
-                 spectral: bool = True):
+    def __init__(
+        self,
+        layers: int = 3,
+        width: int = 32,
+        out_channels: int = 1,
+        norm: str = "none",
+        spectral: bool = True,
+    ):
         super().__init__(3, layers, width, out_channels, norm, spectral)
 
 
 def add_decoder_head_argument(p) -> None:
     """`--decoder-head`, the same for every training kind (argparse parser `p`)."""
-    p.add_argument("--decoder-head", default="shuffle", choices=HEADS,
-                   help="last doubling of the decoders: sub-pixel shuffle (default, several times faster on the "
-                        "CPU) or a transposed convolution")
+    p.add_argument(
+        "--decoder-head",
+        default="shuffle",
+        choices=HEADS,
+        help="last doubling of the decoders: sub-pixel shuffle (default, several times faster on the "
+        "CPU) or a transposed convolution",
+    )
 
 
 def decoder_head(config: dict) -> str:

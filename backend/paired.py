@@ -11,6 +11,7 @@ subset of) the val split, in the training frame; best.safetensors keeps the best
 everything needed to resume exactly (step, optimiser, scheduler, elapsed time; the data order and the
 augmentation are functions of the step). TensorBoard logs go to RUN/tb.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,16 +46,27 @@ class PairedNet(nn.Module):
 
     LIFT = 8  # the lifted block's side (image cells and 3D cells)
 
-    def __init__(self, image_size: int, resolution: int, latent_dim: int, encoder_width: int,
-                 decoder_width: int, norm: str, decoder_head: str = "deconv", lift: bool = False):
+    def __init__(
+        self,
+        image_size: int,
+        resolution: int,
+        latent_dim: int,
+        encoder_width: int,
+        decoder_width: int,
+        norm: str,
+        decoder_head: str = "deconv",
+        lift: bool = False,
+    ):
         super().__init__()
         self.encoder = ImageEncoder(image_size, latent_dim, encoder_width, norm)
         self.decoder = VoxelDecoder(resolution, latent_dim, decoder_width, norm, head=decoder_head)
         self.lift = None
         if lift:
             if image_size < 2 * self.LIFT or resolution < 2 * self.LIFT:
-                raise ValueError(f"lift needs images and grids of at least {2 * self.LIFT} (got {image_size}, "
-                                 f"{resolution})")
+                raise ValueError(
+                    f"lift needs images and grids of at least {2 * self.LIFT} (got {image_size}, "
+                    f"{resolution})"
+                )
             # encoder blocks are (conv, norm, activation): the map is 8x8 after log2(S / 8) of them
             self.enc_cut = 3 * round(math.log2(image_size / self.LIFT))
             enc_ch = self.encoder.features[self.enc_cut - 3].out_channels
@@ -71,11 +83,11 @@ class PairedNet(nn.Module):
             # (a Conv3d to one channel in the default layout takes a slow path: 8x slower measured here).
             return d.finish(d.features(z).contiguous(memory_format=torch.channels_last_3d)).squeeze(1)
         e = self.encoder
-        f8 = e.features[:self.enc_cut](x)
-        z = e.fc(torch.flatten(e.features[self.enc_cut:](f8), 1))
-        h = d.net[:self.dec_cut](d.features(z).contiguous(memory_format=torch.channels_last_3d))
+        f8 = e.features[: self.enc_cut](x)
+        z = e.fc(torch.flatten(e.features[self.enc_cut :](f8), 1))
+        h = d.net[: self.dec_cut](d.features(z).contiguous(memory_format=torch.channels_last_3d))
         h = h + lift_to_grid(self.lift(f8), self.dec_ch).contiguous(memory_format=torch.channels_last_3d)
-        return d.shuffle(d.net[self.dec_cut:](h)).squeeze(1)
+        return d.shuffle(d.net[self.dec_cut :](h)).squeeze(1)
 
 
 def lift_to_grid(columns: torch.Tensor, channels: int) -> torch.Tensor:
@@ -87,9 +99,16 @@ def lift_to_grid(columns: torch.Tensor, channels: int) -> torch.Tensor:
 
 def build_model(config: dict) -> PairedNet:
     # Runs from before these options: "deconv" head (decoder_head), no lift.
-    model = PairedNet(config["input_size"], config["resolution"], config["latent_dim"], config["encoder_width"],
-                      config["decoder_width"], config["norm"], decoder_head(config),
-                      config.get("lift", False))
+    model = PairedNet(
+        config["input_size"],
+        config["resolution"],
+        config["latent_dim"],
+        config["encoder_width"],
+        config["decoder_width"],
+        config["norm"],
+        decoder_head(config),
+        config.get("lift", False),
+    )
     model.decoder.to(memory_format=torch.channels_last_3d)
     return model
 
@@ -106,26 +125,41 @@ def resize_input(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    ckpt.add_run_arguments(p, "training steps (default 2000 unless --max-minutes)",
-                           "train for this long (the schedule is fitted to it)")
+    ckpt.add_run_arguments(
+        p,
+        "training steps (default 2000 unless --max-minutes)",
+        "train for this long (the schedule is fitted to it)",
+    )
     p.add_argument("--batch-size", type=int, help="per process (default 16 on the CPU, 64 on CUDA)")
     p.add_argument("--categories", nargs="+", help="train on these categories only (e.g. chair)")
-    p.add_argument("--object-frame", action="store_true",
-                   help="predict grids in the object frame (default: viewer-centred, rotated by the azimuth)")
-    p.add_argument("--input-size", type=int,
-                   help="resize images to this (default: the dataset's size, at most 64: the 3D decoder, not the "
-                        "image, limits a 32^3 grid, and 64 px quarters the encoder's cost)")
+    p.add_argument(
+        "--object-frame",
+        action="store_true",
+        help="predict grids in the object frame (default: viewer-centred, rotated by the azimuth)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        help="resize images to this (default: the dataset's size, at most 64: the 3D decoder, not the "
+        "image, limits a 32^3 grid, and 64 px quarters the encoder's cost)",
+    )
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--encoder-width", type=int, default=16)
     p.add_argument("--decoder-width", type=int, default=16)
     add_decoder_head_argument(p)
-    p.add_argument("--no-lift", action="store_true",
-                   help="the latent vector alone joins encoder and decoder (default: the image's 8x8 features "
-                        "are also lifted into the decoder's 8^3 block, in viewer-centred runs)")
+    p.add_argument(
+        "--no-lift",
+        action="store_true",
+        help="the latent vector alone joins encoder and decoder (default: the image's 8x8 features "
+        "are also lifted into the decoder's 8^3 block, in viewer-centred runs)",
+    )
     p.add_argument("--norm", default="batch", choices=NORMS)
     p.add_argument("--loss", default="weighted-bce", choices=LOSSES)
-    p.add_argument("--pos-weight", type=float,
-                   help="weight of occupied voxels (default: from their share in the training set)")
+    p.add_argument(
+        "--pos-weight",
+        type=float,
+        help="weight of occupied voxels (default: from their share in the training set)",
+    )
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
@@ -142,17 +176,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args, ds, train_models: np.ndarray) -> dict:
     stats = dataset_statistics(ds, train_models)
     input_size = args.input_size or min(ds.image_size, 64)
-    return {"kind": KIND, "version": 1, "data": str(Path(args.data).resolve()),
-            "image_size": ds.image_size, "input_size": input_size, "resolution": ds.resolution,
-            "latent_dim": args.latent_dim, "encoder_width": args.encoder_width,
-            "decoder_width": args.decoder_width, "decoder_head": args.decoder_head,
-            "lift": not args.no_lift and not args.object_frame, "norm": args.norm, "viewer_centred": not args.object_frame,
-            "categories": args.categories, "loss": args.loss,
-            "pos_weight": args.pos_weight or positive_weight(stats["occupancy"]),
-            "occupancy": stats["occupancy"], "background": stats["background"], "fill": stats["fill"],
-            "augment": not args.no_augment, "lr": args.lr, "weight_decay": args.weight_decay,
-            "warmup": args.warmup, "clip": args.clip, "seed": args.seed,
-            "batch_size": args.batch_size or (64 if pick_device(args.device).type == "cuda" else 16)}
+    return {
+        "kind": KIND,
+        "version": 1,
+        "data": str(Path(args.data).resolve()),
+        "image_size": ds.image_size,
+        "input_size": input_size,
+        "resolution": ds.resolution,
+        "latent_dim": args.latent_dim,
+        "encoder_width": args.encoder_width,
+        "decoder_width": args.decoder_width,
+        "decoder_head": args.decoder_head,
+        "lift": not args.no_lift and not args.object_frame,
+        "norm": args.norm,
+        "viewer_centred": not args.object_frame,
+        "categories": args.categories,
+        "loss": args.loss,
+        "pos_weight": args.pos_weight or positive_weight(stats["occupancy"]),
+        "occupancy": stats["occupancy"],
+        "background": stats["background"],
+        "fill": stats["fill"],
+        "augment": not args.no_augment,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "warmup": args.warmup,
+        "clip": args.clip,
+        "seed": args.seed,
+        "batch_size": args.batch_size or (64 if pick_device(args.device).type == "cuda" else 16),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -203,13 +254,15 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
         tensors, meta = None, None
         train_models = ds.indices("train", args.categories)
         if len(train_models) == 0:
-            raise VoxliftError(f"{args.data}: no training models"
-                               + (f" of categories {args.categories}" if args.categories else ""))
+            raise VoxliftError(
+                f"{args.data}: no training models"
+                + (f" of categories {args.categories}" if args.categories else "")
+            )
         config = config_from_args(args, ds, train_models)
     train_models = ds.indices("train", config["categories"])
     val_models = ds.indices("val", config["categories"])
     if len(val_models) == 0:
-        val_models = train_models[:max(1, len(train_models) // 10)]  # tiny datasets: watch training IoU
+        val_models = train_models[: max(1, len(train_models) // 10)]  # tiny datasets: watch training IoU
 
     model = build_model(config).to(device)
     cuda = device.type == "cuda"
@@ -220,7 +273,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
     optim = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     if args.steps is None and args.max_minutes is None:
         args.steps = 2000
-    schedule = _Schedule(config["warmup"], args.steps or 10 ** 9)
+    schedule = _Schedule(config["warmup"], args.steps or 10**9)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, schedule)
     step, elapsed, best = 0, 0.0, -1.0
     if resuming:
@@ -231,8 +284,10 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
             schedule.total = int(meta["schedule_total"])
             step, elapsed, best = int(meta["step"]), float(meta["elapsed"]), float(meta["best"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise VoxliftError(f"{last_path}: not a resumable checkpoint (its training state is damaged: "
-                               f"{exc!r}); train into another --out") from None
+            raise VoxliftError(
+                f"{last_path}: not a resumable checkpoint (its training state is damaged: "
+                f"{exc!r}); train into another --out"
+            ) from None
     elif rank == 0:
         ckpt.write_config(out, config)
     timed = args.max_minutes is not None
@@ -246,8 +301,16 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     workers = args.workers if args.workers is not None else (4 if cuda else 1)
     train_set = ViewDataset(args.data, train_models)
-    loader = make_loader(train_set, config["batch_size"], seed=config["seed"], start_step=step, rank=rank,
-                         world=world, workers=workers, pin_memory=cuda)
+    loader = make_loader(
+        train_set,
+        config["batch_size"],
+        seed=config["seed"],
+        start_step=step,
+        rank=rank,
+        world=world,
+        workers=workers,
+        pin_memory=cuda,
+    )
     aug_cfg = AugmentConfig(viewer_centred=config["viewer_centred"], background=config["background"])
     if not config["augment"]:
         aug_cfg.random_background = aug_cfg.shift = aug_cfg.scale = 0.0
@@ -264,16 +327,31 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
     if rank == 0 and not args.quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True,
-                   desc=f"train paired ({device.type}, {world} proc)")
+        bar = tqdm(
+            total=total,
+            initial=step,
+            unit="step",
+            dynamic_ncols=True,
+            desc=f"train paired ({device.type}, {world} proc)",
+        )
 
     def save_last():
         t_opt, info = ckpt.flatten_optimizer(optim.state_dict())
         state = {f"model.{k}": v for k, v in model.state_dict().items()}
-        ckpt.save_checkpoint(last_path, {**state, **t_opt},
-                             {"config": config, "step": step, "elapsed": elapsed, "best": best, "processes": world,
-                              "optimizer": info, "scheduler": sched.state_dict(),
-                              "schedule_total": schedule.total})
+        ckpt.save_checkpoint(
+            last_path,
+            {**state, **t_opt},
+            {
+                "config": config,
+                "step": step,
+                "elapsed": elapsed,
+                "best": best,
+                "processes": world,
+                "optimizer": info,
+                "scheduler": sched.state_dict(),
+                "schedule_total": schedule.total,
+            },
+        )
 
     def validate():
         nonlocal best
@@ -281,7 +359,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
         model.eval()
         with torch.no_grad():
             for lo in range(0, len(val_items), 64):
-                items = [val_set[int(i)] for i in val_items[lo:lo + 64]]
+                items = [val_set[int(i)] for i in val_items[lo : lo + 64]]
                 batch = torch.utils.data.default_collate(items)
                 x, target = augment(batch, device, train=False)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -298,7 +376,9 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
         if s[0] > best:
             best = float(s[0])
             state = {f"model.{k}": v for k, v in model.state_dict().items()}
-            ckpt.save_checkpoint(out / ckpt.BEST, state, {"config": config, "step": step, "val_iou@0.3": best})
+            ckpt.save_checkpoint(
+                out / ckpt.BEST, state, {"config": config, "step": step, "val_iou@0.3": best}
+            )
         return s
 
     model.train()
@@ -353,7 +433,9 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
                     writer.add_scalar("train/loss", loss.item(), step)
                     writer.add_scalar("train/grad_norm", float(gnorm), step)
                     writer.add_scalar("train/lr", sched.get_last_lr()[0], step)
-                    writer.add_scalar("train/samples_per_s", step * config["batch_size"] * world / max(elapsed, 1e-6), step)
+                    writer.add_scalar(
+                        "train/samples_per_s", step * config["batch_size"] * world / max(elapsed, 1e-6), step
+                    )
                 if step % args.val_every == 0:
                     s = validate()
                     last_val = f"{s[0]:.3f}"
@@ -371,8 +453,10 @@ def _train(args, rank: int, world: int, device: torch.device) -> int:
         if writer is not None:
             writer.close()
     if rank == 0:
-        print(f"trained {step} steps in {elapsed / 60:.1f} min; best val IoU@0.3 {best:.3f}; "
-              f"checkpoints in {out}")
+        print(
+            f"trained {step} steps in {elapsed / 60:.1f} min; best val IoU@0.3 {best:.3f}; "
+            f"checkpoints in {out}"
+        )
     return 0
 
 
@@ -391,19 +475,20 @@ def preview(images: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> 
 def render_grid(grid: np.ndarray, size: int) -> np.ndarray:
     """A [size, size] depth-shaded orthographic view of a boolean grid [x, y, z] seen from the front (-Y)."""
     r = grid.shape[0]
-    hit = grid.any(1)                       # [x, z]
-    first = np.argmax(grid, axis=1)         # nearest occupied y for each (x, z)
+    hit = grid.any(1)  # [x, z]
+    first = np.argmax(grid, axis=1)  # nearest occupied y for each (x, z)
     shade = np.where(hit, 1.0 - 0.7 * first / r, 0.0)
-    img = shade.T[::-1]                     # rows top first: z up
+    img = shade.T[::-1]  # rows top first: z up
     reps = max(1, size // r)
     img = np.kron(img, np.ones((reps, reps)))
     out = np.zeros((size, size))
-    out[:img.shape[0], :img.shape[1]] = img[:size, :size]
+    out[: img.shape[0], : img.shape[1]] = img[:size, :size]
     return out
 
 
 def check_config(config: dict, path) -> None:
     """Refuse sizes no trained model has before allocating anything (a hostile config could ask for TBs)."""
+
     def power_size(key, lo, hi):
         v = config.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi or v & (v - 1):

@@ -8,6 +8,7 @@
 
 Every model kind that maps one image to a grid registers a network builder in PREDICTOR_KINDS.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,7 +30,7 @@ class Predictor:
     def __init__(self, network: torch.nn.Module, config: dict, device: torch.device, path):
         self.network, self.config, self.device, self.path = network.eval(), config, device, path
         self.viewer_centred: bool = bool(config.get("viewer_centred", True))
-        self.image_size: int = int(config["image_size"])     # images as the training renderings were
+        self.image_size: int = int(config["image_size"])  # images as the training renderings were
         self.input_size: int = int(config.get("input_size", self.image_size))
         self.resolution: int = int(config["resolution"])
         self.background: float = float(config.get("background", 1.0))
@@ -48,7 +49,7 @@ class Predictor:
             x = x * a + self.background * (1 - a)
         out = []
         for lo in range(0, len(x), batch_size):
-            xb = torch.from_numpy(x[lo:lo + batch_size]).float().to(self.device)
+            xb = torch.from_numpy(x[lo : lo + batch_size]).float().to(self.device)
             xb = (xb * 2 - 1).unsqueeze(1)
             if xb.shape[-1] != self.input_size or xb.shape[-2] != self.input_size:
                 mode = "area" if xb.shape[-1] > self.input_size else "bilinear"
@@ -89,8 +90,9 @@ def to_object_frame(probs: np.ndarray, azimuth) -> np.ndarray:
     return out[0] if single else out
 
 
-def prepare_image(image, size: int, background: float = 1.0, fill: float = 0.7, alpha=None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def prepare_image(
+    image, size: int, background: float = 1.0, fill: float = 0.7, alpha=None
+) -> tuple[np.ndarray, np.ndarray]:
     """A user's picture -> (gray, alpha) float32 [size, size] in [0, 1], framed like the renderings.
 
     `image` is [H, W] gray, [H, W, 3] RGB or [H, W, 4] RGBA, uint8 or float in [0, 1]. The coverage is the
@@ -117,14 +119,22 @@ def prepare_image(image, size: int, background: float = 1.0, fill: float = 0.7, 
     cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
     side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) / fill
     # Sample a square window of `side` source pixels around the object's centre (background outside).
-    theta = torch.tensor([[[side / img.shape[1], 0, (2 * cx / img.shape[1]) - 1],
-                           [0, side / img.shape[0], (2 * cy / img.shape[0]) - 1]]], dtype=torch.float32)
+    theta = torch.tensor(
+        [
+            [
+                [side / img.shape[1], 0, (2 * cx / img.shape[1]) - 1],
+                [0, side / img.shape[0], (2 * cy / img.shape[0]) - 1],
+            ]
+        ],
+        dtype=torch.float32,
+    )
     grid = torch.nn.functional.affine_grid(theta, [1, 2, size, size], align_corners=False)
     both = torch.from_numpy(np.stack([gray - background, a]))[None]
     if side > size * 1.5:  # shrinking a lot: blur first so the result is area-averaged, like a render
         k = int(side / size)
         both = torch.nn.functional.avg_pool2d(both, k, stride=1, padding=k // 2, count_include_pad=False)
-        both = both[..., :gray.shape[0], :gray.shape[1]]
-    res = torch.nn.functional.grid_sample(both, grid, mode="bilinear", padding_mode="zeros",
-                                          align_corners=False)[0].numpy()
+        both = both[..., : gray.shape[0], : gray.shape[1]]
+    res = torch.nn.functional.grid_sample(
+        both, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )[0].numpy()
     return (res[0] + background).clip(0, 1).astype(np.float32), res[1].clip(0, 1).astype(np.float32)

@@ -24,6 +24,7 @@ can only close when the grid's outline matches the image's, which is the corresp
 and the 3D critic decides what the unseen depth holds. Same interface as the latent halves (the cross
 autoencoders cross them the same way); the camera comes from the dataset (`viewer_camera`), in the config.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,12 +48,18 @@ def viewer_camera(ds) -> dict:
     anything but azimuth (or per model: the R2N2 layout) have none."""
     views = ds.views
     if not views or len({(v.elevation, v.distance, v.fov) for v in views}) != 1:
-        raise VoxliftError(f"{ds.path}: its views differ in more than azimuth, so the viewer frame has no "
-                           "single camera; train with --generators latent")
+        raise VoxliftError(
+            f"{ds.path}: its views differ in more than azimuth, so the viewer frame has no "
+            "single camera; train with --generators latent"
+        )
     v = views[0]
     p = make_view(0.0, v.elevation, v.distance, v.fov, ds.image_size).world_to_pixel
-    return {"world_to_pixel": np.asarray(p).tolist(), "image_size": ds.image_size, "distance": v.distance,
-            "voxel_to_world": np.asarray(ds.voxel_to_world).tolist()}
+    return {
+        "world_to_pixel": np.asarray(p).tolist(),
+        "image_size": ds.image_size,
+        "distance": v.distance,
+        "voxel_to_world": np.asarray(ds.voxel_to_world).tolist(),
+    }
 
 
 def camera_from_config(config: dict) -> dict:
@@ -64,9 +71,15 @@ def camera_from_config(config: dict) -> dict:
         size, distance = float(cam["image_size"]), float(cam["distance"])
     except (TypeError, KeyError, ValueError):
         raise ValueError("projective generators without a camera in their config") from None
-    if (p.shape != (3, 4) or m.shape != (4, 4) or not (np.isfinite(p).all() and np.isfinite(m).all())
-            or not 0 < size <= 4096 or not 0 < distance < 1e3 or abs(np.linalg.det(p[:, :3])) < 1e-9
-            or abs(np.linalg.det(m[:3, :3])) < 1e-12):
+    if (
+        p.shape != (3, 4)
+        or m.shape != (4, 4)
+        or not (np.isfinite(p).all() and np.isfinite(m).all())
+        or not 0 < size <= 4096
+        or not 0 < distance < 1e3
+        or abs(np.linalg.det(p[:, :3])) < 1e-9
+        or abs(np.linalg.det(m[:3, :3])) < 1e-12
+    ):
         raise ValueError("the config's camera is not a usable projection")
     return cam
 
@@ -107,8 +120,10 @@ def cell_pixels(camera: dict, cells: int) -> tuple[torch.Tensor, torch.Tensor]:
     h = pts @ p[:, :3].T + p[:, 3]
     uv = h[..., :2] / h[..., 2:3] / camera["image_size"] * 2 - 1
     depth = (h[..., 2] - camera["distance"]) / (math.sqrt(3) / 2 * side)
-    return (torch.from_numpy(uv.reshape(1, cells * cells, cells, 2)).float(),
-            torch.from_numpy(depth[None, None]).float())
+    return (
+        torch.from_numpy(uv.reshape(1, cells * cells, cells, 2)).float(),
+        torch.from_numpy(depth[None, None]).float(),
+    )
 
 
 def _cube_side(camera: dict) -> float:
@@ -119,8 +134,13 @@ def _cube_side(camera: dict) -> float:
 def project(volume: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
     """[B, C, X, Y, Z] features -> [B, C * D, n, n]: each image cell's samples along its ray, as channels."""
     b, c = volume.shape[:2]
-    s = F.grid_sample(volume, rays.expand(b, -1, -1, -1, -1).to(volume.dtype), mode="bilinear",
-                      padding_mode="zeros", align_corners=False)  # [B, C, D, n, n]
+    s = F.grid_sample(
+        volume,
+        rays.expand(b, -1, -1, -1, -1).to(volume.dtype),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )  # [B, C, D, n, n]
     return s.reshape(b, c * s.shape[2], *s.shape[3:])
 
 
@@ -145,8 +165,13 @@ def back_project(image: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     projects (so one image cell's features fill its whole ray)."""
     b, c = image.shape[:2]
     n = pixels.shape[2]
-    s = F.grid_sample(image, pixels.expand(b, -1, -1, -1).to(image.dtype), mode="bilinear",
-                      padding_mode="zeros", align_corners=False)  # [B, C, n*n, n]
+    s = F.grid_sample(
+        image,
+        pixels.expand(b, -1, -1, -1).to(image.dtype),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )  # [B, C, n*n, n]
     return s.reshape(b, c, n, n, n)
 
 
@@ -163,8 +188,11 @@ class _Tail(nn.Module):
         layers: list[nn.Module] = []
         cin = channels
         for _ in range(round(math.log2(cells / 4))):
-            layers += [_sn(nn.Conv2d(cin, 2 * cin, 4, stride=2, padding=1, bias=norm == "none"), spectral),
-                       _norm(norm, 2 * cin, 2), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [
+                _sn(nn.Conv2d(cin, 2 * cin, 4, stride=2, padding=1, bias=norm == "none"), spectral),
+                _norm(norm, 2 * cin, 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
             cin *= 2
         self.net = nn.Sequential(*layers)
         self.fc = _sn(nn.Linear(cin * 16, latent_dim), spectral)
@@ -186,14 +214,18 @@ def grid_cells(resolution: int) -> int:
 
 def _image_steps(image_size: int, cells: int) -> int:
     steps = round(math.log2(max(image_size, 1) / cells))
-    if steps < 1 or cells * 2 ** steps != image_size:
-        raise ValueError(f"projective generators for {2 * cells}^3 grids need images of {2 * cells} * 2^k pixels "
-                         f"(got {image_size})")
+    if steps < 1 or cells * 2**steps != image_size:
+        raise ValueError(
+            f"projective generators for {2 * cells}^3 grids need images of {2 * cells} * 2^k pixels "
+            f"(got {image_size})"
+        )
     return steps
 
 
 class ImageToCode(nn.Module):
-    def __init__(self, image_size: int, resolution: int, latent_dim: int, width: int, norm: str, spectral: bool):
+    def __init__(
+        self, image_size: int, resolution: int, latent_dim: int, width: int, norm: str, spectral: bool
+    ):
         super().__init__()
         cells = grid_cells(resolution)
         steps = _image_steps(image_size, cells)
@@ -201,8 +233,11 @@ class ImageToCode(nn.Module):
         cin = 1
         for s in range(steps):
             cout = code_channels(width) if s == steps - 1 else _channels(width, s)
-            layers += [_sn(nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=norm == "none"), spectral),
-                       _norm(norm if s > 0 else "none", cout, 2), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [
+                _sn(nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=norm == "none"), spectral),
+                _norm(norm if s > 0 else "none", cout, 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
             cin = cout
         self.features = nn.Sequential(*layers)
         self.tail = _Tail(cells, cin, latent_dim, norm, spectral)
@@ -217,12 +252,18 @@ class VoxelToCode(nn.Module):
         super().__init__()
         cells = grid_cells(resolution)
         self.features = nn.Sequential(
-            _sn(nn.Conv3d(1, width, 4, stride=2, padding=1), spectral), nn.LeakyReLU(0.2, inplace=True),
-            _sn(nn.Conv3d(width, width, 3, padding=1, bias=norm == "none"), spectral), _norm(norm, width, 3),
-            nn.LeakyReLU(0.2, inplace=True))
+            _sn(nn.Conv3d(1, width, 4, stride=2, padding=1), spectral),
+            nn.LeakyReLU(0.2, inplace=True),
+            _sn(nn.Conv3d(width, width, 3, padding=1, bias=norm == "none"), spectral),
+            _norm(norm, width, 3),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
         c = code_channels(width)
-        self.to_cells = nn.Sequential(_sn(nn.Conv2d(width * cells, c, 1, bias=norm == "none"), spectral),
-                                      _norm(norm, c, 2), nn.LeakyReLU(0.2, inplace=True))
+        self.to_cells = nn.Sequential(
+            _sn(nn.Conv2d(width * cells, c, 1, bias=norm == "none"), spectral),
+            _norm(norm, c, 2),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
         self.tail = _Tail(cells, c, latent_dim, norm, spectral)
         self.register_buffer("rays", ray_samples(camera, resolution, cells, cells), persistent=False)
 
@@ -241,12 +282,24 @@ class _FromLatent(nn.Module):
         deconv = nn.ConvTranspose2d if dims == 2 else nn.ConvTranspose3d
         steps = round(math.log2(cells / 4))
         self.c0, self.dims = _channels(width, steps + 1), dims
-        self.fc = _sn(nn.Linear(latent_dim, self.c0 * 4 ** dims), spectral)
+        self.fc = _sn(nn.Linear(latent_dim, self.c0 * 4**dims), spectral)
         layers: list[nn.Module] = [_norm(norm, self.c0, dims), nn.ReLU(inplace=True)]
         for s in reversed(range(1, steps + 1)):
-            layers += [_sn(deconv(_channels(width, s + 1), _channels(width, s), 4, stride=2, padding=1,
-                                  bias=norm == "none"), spectral),
-                       _norm(norm, _channels(width, s), dims), nn.ReLU(inplace=True)]
+            layers += [
+                _sn(
+                    deconv(
+                        _channels(width, s + 1),
+                        _channels(width, s),
+                        4,
+                        stride=2,
+                        padding=1,
+                        bias=norm == "none",
+                    ),
+                    spectral,
+                ),
+                _norm(norm, _channels(width, s), dims),
+                nn.ReLU(inplace=True),
+            ]
         self.net = nn.Sequential(*layers)
         self.channels = _channels(width, 1)
 
@@ -258,18 +311,29 @@ class _FromLatent(nn.Module):
 class CodeToVoxels(nn.Module):
     """(F, z) -> logits [B, R, R, R]."""
 
-    def __init__(self, resolution: int, latent_dim: int, width: int, norm: str, spectral: bool, camera: dict,
-                 code_width: int):
+    def __init__(
+        self,
+        resolution: int,
+        latent_dim: int,
+        width: int,
+        norm: str,
+        spectral: bool,
+        camera: dict,
+        code_width: int,
+    ):
         super().__init__()
         cells = grid_cells(resolution)
         self.from_z = _FromLatent(3, cells, latent_dim, width, norm, spectral)
         c = self.from_z.channels
         self.net = nn.Sequential(
             _sn(nn.Conv3d(c + code_channels(code_width) + 1, c, 1, bias=norm == "none"), spectral),
-            _norm(norm, c, 3), nn.ReLU(inplace=True),
-            _sn(nn.Conv3d(c, c, 3, padding=1, bias=norm == "none"), spectral), _norm(norm, c, 3),
+            _norm(norm, c, 3),
             nn.ReLU(inplace=True),
-            _sn(nn.Conv3d(c, 8, 3, padding=1), spectral))
+            _sn(nn.Conv3d(c, c, 3, padding=1, bias=norm == "none"), spectral),
+            _norm(norm, c, 3),
+            nn.ReLU(inplace=True),
+            _sn(nn.Conv3d(c, 8, 3, padding=1), spectral),
+        )
         # channels-last 3D activations: ~1.7x faster 3D convolutions on the CPU (measured; paired.py does the same)
         self.to(memory_format=torch.channels_last_3d)
         pixels, depth = cell_pixels(camera, cells)
@@ -288,8 +352,16 @@ class CodeToVoxels(nn.Module):
 class CodeToImage(nn.Module):
     """(F, z) -> raw images [B, 1, S, S] (the caller applies tanh)."""
 
-    def __init__(self, image_size: int, resolution: int, latent_dim: int, width: int, norm: str, spectral: bool,
-                 code_width: int):
+    def __init__(
+        self,
+        image_size: int,
+        resolution: int,
+        latent_dim: int,
+        width: int,
+        norm: str,
+        spectral: bool,
+        code_width: int,
+    ):
         super().__init__()
         cells = grid_cells(resolution)
         steps = _image_steps(image_size, cells)
@@ -297,10 +369,15 @@ class CodeToImage(nn.Module):
         c = self.from_z.channels
         layers: list[nn.Module] = [
             _sn(nn.Conv2d(c + code_channels(code_width), c, 3, padding=1, bias=norm == "none"), spectral),
-            _norm(norm, c, 2), nn.ReLU(inplace=True)]
+            _norm(norm, c, 2),
+            nn.ReLU(inplace=True),
+        ]
         for _ in range(steps - 1):
-            layers += [_sn(nn.ConvTranspose2d(c, c, 4, stride=2, padding=1, bias=norm == "none"), spectral),
-                       _norm(norm, c, 2), nn.ReLU(inplace=True)]
+            layers += [
+                _sn(nn.ConvTranspose2d(c, c, 4, stride=2, padding=1, bias=norm == "none"), spectral),
+                _norm(norm, c, 2),
+                nn.ReLU(inplace=True),
+            ]
         layers.append(_sn(nn.Conv2d(c, 4, 3, padding=1), spectral))
         self.net = nn.Sequential(*layers)
 

@@ -6,6 +6,7 @@
 KINDS maps a model kind to the backend module that trains it; that module defines `add_arguments(parser)`
 and `main(args) -> int`, and writes checkpoints whose config carries {"kind": KIND}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,6 +76,7 @@ def distributed_context(device_name: str = "auto"):
 # WGAN gradient penalty's double backward. Each is a no-op for one process; torch is imported inside, as in
 # distributed_context, so that `voxlift train --help` needs none.
 
+
 def average_gradients(params, world: int) -> None:
     """All-reduce the gradients of `params` (one flat buffer) and divide by the number of processes."""
     if world == 1:
@@ -87,7 +89,7 @@ def average_gradients(params, world: int) -> None:
     flat /= world
     offset = 0
     for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
 
 
@@ -97,7 +99,7 @@ def broadcast_state(module, world: int, buffers_only: bool = False) -> None:
         return
     import torch
 
-    for t in (list(module.buffers()) if buffers_only else list(module.state_dict().values())):
+    for t in list(module.buffers()) if buffers_only else list(module.state_dict().values()):
         torch.distributed.broadcast(t, 0)
 
 
@@ -132,18 +134,23 @@ def check_in_step(model, world: int, out) -> None:
 
     from ..dataset_tools.errors import VoxliftError
 
-    flat = torch.cat([t.detach().reshape(-1).double() for t in model.state_dict().values() if t.is_floating_point()])
+    flat = torch.cat(
+        [t.detach().reshape(-1).double() for t in model.state_dict().values() if t.is_floating_point()]
+    )
     mine = torch.stack([flat.sum(), (flat * flat).sum()])
     first = mine.clone()
     torch.distributed.broadcast(first, 0)
-    apart = torch.tensor([0.0 if torch.allclose(mine, first, rtol=1e-9, atol=0.0) else 1.0], device=mine.device)
+    apart = torch.tensor(
+        [0.0 if torch.allclose(mine, first, rtol=1e-9, atol=0.0) else 1.0], device=mine.device
+    )
     torch.distributed.all_reduce(apart, op=torch.distributed.ReduceOp.MAX)
     if float(apart):
         raise VoxliftError(f"{out}: the {world} training processes no longer hold the same weights")
 
 
-def add_bf16_argument(p: argparse.ArgumentParser,
-                      help: str = "bf16 autocast of the forward passes (auto: on CUDA only)") -> None:
+def add_bf16_argument(
+    p: argparse.ArgumentParser, help: str = "bf16 autocast of the forward passes (auto: on CUDA only)"
+) -> None:
     p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"), help=help)
 
 
@@ -155,7 +162,9 @@ def use_bf16(choice: str, device) -> bool:
 def main(argv: list[str] | None = None) -> int:
     from ..dataset_tools.errors import VoxliftError
 
-    parser = argparse.ArgumentParser(prog="python -m voxlift.backend.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m voxlift.backend.train", description=__doc__.split("\n")[0]
+    )
     add_kind_parsers(parser)
     args = parser.parse_args(argv)
     try:

@@ -8,6 +8,7 @@ each in its own random order: a rendering and the grid of the same model may mee
 Batches are a pure function of (seed, step): the sampler holds no state to save, and a resumed run draws
 exactly the batches the uninterrupted run would have drawn.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,14 +29,20 @@ class Domains:
     pairing: str
 
 
-def split_domains(dataset, split: str = "train", pairing: str = "disjoint", seed: int = 0,
-                  categories: list[str] | None = None) -> Domains:
+def split_domains(
+    dataset,
+    split: str = "train",
+    pairing: str = "disjoint",
+    seed: int = 0,
+    categories: list[str] | None = None,
+) -> Domains:
     if pairing not in PAIRINGS:
         raise ValueError(f"unknown pairing {pairing!r}; choose one of {PAIRINGS}")
     idx = dataset.indices(split, categories)
     if len(idx) < 2:
-        raise VoxliftError(f"{dataset.path}: the {split!r} split has {len(idx)} models; "
-                           "unpaired training needs at least 2")
+        raise VoxliftError(
+            f"{dataset.path}: the {split!r} split has {len(idx)} models; unpaired training needs at least 2"
+        )
     if pairing == "shuffled":
         return Domains(idx.copy(), idx.copy(), pairing)
     rng = np.random.default_rng([seed, 1])
@@ -68,8 +75,9 @@ def to_voxel_tensor(voxels) -> torch.Tensor:
 def view_azimuths(dataset) -> np.ndarray:
     """float64 [N, V]: the azimuth of every (model, view), shared views or per-model cameras alike."""
     if dataset.views is not None:
-        return np.broadcast_to(np.array([v.azimuth for v in dataset.views], np.float64),
-                               (len(dataset), dataset.views_per_model))
+        return np.broadcast_to(
+            np.array([v.azimuth for v in dataset.views], np.float64), (len(dataset), dataset.views_per_model)
+        )
     if len(dataset) == 0:
         return np.zeros((0, dataset.views_per_model))
     return np.asarray(dataset.cameras[:, :, 0], np.float64)
@@ -117,12 +125,21 @@ class UnpairedSampler:
     view an image comes from (the renderer's views share one elevation). `views` limits the views used.
     """
 
-    def __init__(self, dataset, domains: Domains, batch_size: int, seed: int = 0, image_size: int | None = None,
-                 views: list[int] | None = None):
+    def __init__(
+        self,
+        dataset,
+        domains: Domains,
+        batch_size: int,
+        seed: int = 0,
+        image_size: int | None = None,
+        views: list[int] | None = None,
+    ):
         v_all = dataset.views_per_model
         self.views = np.arange(v_all) if views is None else np.asarray(views, np.int64)
         if len(self.views) == 0 or self.views.min() < 0 or self.views.max() >= v_all:
-            raise VoxliftError(f"{dataset.path}: views {views} out of range (the dataset has {v_all} per model)")
+            raise VoxliftError(
+                f"{dataset.path}: views {views} out of range (the dataset has {v_all} per model)"
+            )
         self.dataset, self.domains, self.batch_size = dataset, domains, batch_size
         self.image_size = image_size or dataset.image_size
         self.azimuths = view_azimuths(dataset)
@@ -134,7 +151,9 @@ class UnpairedSampler:
         b = self.batch_size
         im = self._img_stream.take(draw_index * b, b)
         vx = self._vox_stream.take(draw_index * b, b)
-        images = to_image_tensor(np.stack([np.asarray(self.dataset.images[m, v]) for m, v in im]), self.image_size)
+        images = to_image_tensor(
+            np.stack([np.asarray(self.dataset.images[m, v]) for m, v in im]), self.image_size
+        )
         # Binary again after the turn: a grid turned by 45 degrees is resampled (soft values), and the 3D critic
         # would tell real grids from the generator's binary (straight-through) ones by that softness alone.
         voxels = (viewer_frame_grids(self.dataset, vx, self.azimuths) > 0.5).float()
@@ -152,8 +171,14 @@ class UnpairedSampler:
         return float(np.mean([np.asarray(self.dataset.voxels[i]).mean() for i in pick]))
 
 
-def load_pairs(dataset, split: str, image_size: int | None = None, limit: int | None = None,
-               views: list[int] | None = None, categories: list[str] | None = None):
+def load_pairs(
+    dataset,
+    split: str,
+    image_size: int | None = None,
+    limit: int | None = None,
+    views: list[int] | None = None,
+    categories: list[str] | None = None,
+):
     """Pairs for the paired protocol: (images [N, 1, s, s], viewer-frame grids [N, R, R, R], items [N, 2]) of
     the split's (model, view) items, `limit` of them spread evenly when given."""
     idx = dataset.indices(split, categories)

@@ -15,6 +15,7 @@ x * D*D + z * D + y. binvox_rw's `read_as_3d_array` reshapes the runs to [x, z, 
 World position of voxel (i, j, k): translate + (index + 0.5) / D * scale, so translate = (-0.5,)*3 and
 scale = 1 put an R^3 grid exactly on voxlift's unit cube (voxel centres -0.5 + (i + 0.5) / R).
 """
+
 from __future__ import annotations
 
 import os
@@ -100,7 +101,9 @@ def parse_binvox(data: bytes, name: str) -> BinvoxGrid:
     expected = dims[0] * dims[1] * dims[2]
     if total != expected:
         what = "truncated" if total < expected else "corrupt"
-        raise VoxliftError(f"{name}: {what} voxel data (runs cover {total} voxels, dim {dims} needs {expected})")
+        raise VoxliftError(
+            f"{name}: {what} voxel data (runs cover {total} voxels, dim {dims} needs {expected})"
+        )
     if values.max(initial=0) > 1:
         raise VoxliftError(f"{name}: corrupt voxel data (run value {int(values.max())}, expected 0 or 1)")
     xzy = np.repeat(values.astype(bool), counts).reshape(dims)
@@ -126,13 +129,16 @@ def encode_binvox(voxels: np.ndarray, translate=(-0.5, -0.5, -0.5), scale: float
     body[:, 0] = flat[starts[run_of_piece]]
     body[:, 1] = piece_len
     t = [float(x) for x in translate]
-    header = (f"#binvox 1\ndim {d} {d} {d}\ntranslate {t[0]:.9g} {t[1]:.9g} {t[2]:.9g}\n"
-              f"scale {float(scale):.9g}\ndata\n").encode()
+    header = (
+        f"#binvox 1\ndim {d} {d} {d}\ntranslate {t[0]:.9g} {t[1]:.9g} {t[2]:.9g}\n"
+        f"scale {float(scale):.9g}\ndata\n"
+    ).encode()
     return header + body.tobytes()
 
 
-def write_binvox(path: str | os.PathLike, voxels: np.ndarray, translate=(-0.5, -0.5, -0.5),
-                 scale: float = 1.0) -> None:
+def write_binvox(
+    path: str | os.PathLike, voxels: np.ndarray, translate=(-0.5, -0.5, -0.5), scale: float = 1.0
+) -> None:
     """Write a .binvox file atomically (temp file, then rename): an existing file is never half-written."""
     path = Path(path)
     data = encode_binvox(voxels, translate, scale)

@@ -9,6 +9,7 @@ world_to_pixel(view, size) is the 3x4 matrix P with P @ (x, y, z, 1) = w * (u, v
 pixel centres at integer + 0.5, for a square image of `size` pixels whose field of view spans its width.
 This matches Blender's render once its rows are flipped top first (checked against Workbench renders).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,13 +26,23 @@ class View:
     world_to_pixel: np.ndarray = field(default=None, repr=False)  # float64 [3, 4]
 
     def to_json(self) -> dict:
-        return {"azimuth": self.azimuth, "elevation": self.elevation, "distance": self.distance,
-                "fov": self.fov, "world_to_pixel": np.asarray(self.world_to_pixel).tolist()}
+        return {
+            "azimuth": self.azimuth,
+            "elevation": self.elevation,
+            "distance": self.distance,
+            "fov": self.fov,
+            "world_to_pixel": np.asarray(self.world_to_pixel).tolist(),
+        }
 
     @classmethod
-    def from_json(cls, d: dict) -> "View":
-        return cls(float(d["azimuth"]), float(d["elevation"]), float(d["distance"]), float(d["fov"]),
-                   np.asarray(d["world_to_pixel"], dtype=np.float64).reshape(3, 4))
+    def from_json(cls, d: dict) -> View:
+        return cls(
+            float(d["azimuth"]),
+            float(d["elevation"]),
+            float(d["distance"]),
+            float(d["fov"]),
+            np.asarray(d["world_to_pixel"], dtype=np.float64).reshape(3, 4),
+        )
 
 
 def camera_matrix_world(azimuth: float, elevation: float, distance: float) -> np.ndarray:
@@ -64,12 +75,20 @@ def make_view(azimuth: float, elevation: float, distance: float, fov: float, siz
     return View(float(azimuth), float(elevation), float(distance), float(fov), world_to_pixel(m, fov, size))
 
 
-def fixed_views(count: int = 8, elevation: float = 20.0, distance: float = 2.5, fov: float = 40.0,
-                size: int = 128, first_azimuth: float = 0.0) -> list[View]:
+def fixed_views(
+    count: int = 8,
+    elevation: float = 20.0,
+    distance: float = 2.5,
+    fov: float = 40.0,
+    size: int = 128,
+    first_azimuth: float = 0.0,
+) -> list[View]:
     """`count` azimuths evenly spaced around the model at one elevation (voxlift's default viewpoints).
 
     With distance 2.5 and fov 40 the whole cube [-0.5, 0.5]^3 stays inside the frame from every such view."""
-    return [make_view(first_azimuth + 360.0 * i / count, elevation, distance, fov, size) for i in range(count)]
+    return [
+        make_view(first_azimuth + 360.0 * i / count, elevation, distance, fov, size) for i in range(count)
+    ]
 
 
 def project(points: np.ndarray, world_to_pixel_matrix: np.ndarray) -> np.ndarray:

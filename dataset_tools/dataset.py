@@ -19,8 +19,10 @@ never loaded whole. Appending writes the arrays first, then the model's line: a 
 loses at most the model in flight, which the next writer cuts off (resume). Readers count only complete
 lines, so a dataset is valid at every instant, even while it is being written.
 """
+
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -98,8 +100,10 @@ def _read_manifest(root: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise VoxliftError(f"{path}: not a voxlift dataset manifest")
     if manifest.get("version") != VERSION:
-        raise VoxliftError(f"{path}: dataset format version {manifest.get('version')!r}, "
-                           f"this voxlift reads version {VERSION}")
+        raise VoxliftError(
+            f"{path}: dataset format version {manifest.get('version')!r}, "
+            f"this voxlift reads version {VERSION}"
+        )
     for key in ("image_size", "views_per_model", "resolution"):
         value = manifest.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 4096:
@@ -108,10 +112,15 @@ def _read_manifest(root: Path) -> dict:
     if not _numbers_of_shape(manifest.get("voxel_to_world"), (4, 4)):
         raise VoxliftError(f"{path}: bad voxel_to_world (expected a 4x4 matrix of finite numbers)")
     views = manifest.get("views")
-    if views is not None and not (isinstance(views, list) and len(views) == manifest["views_per_model"]
-                                  and all(_view_ok(v) for v in views)):
-        raise VoxliftError(f"{path}: bad views (expected null or {manifest['views_per_model']} views, each with "
-                           "azimuth, elevation, distance, fov and a 3x4 world_to_pixel)")
+    if views is not None and not (
+        isinstance(views, list)
+        and len(views) == manifest["views_per_model"]
+        and all(_view_ok(v) for v in views)
+    ):
+        raise VoxliftError(
+            f"{path}: bad views (expected null or {manifest['views_per_model']} views, each with "
+            "azimuth, elevation, distance, fov and a 3x4 world_to_pixel)"
+        )
     return manifest
 
 
@@ -126,19 +135,26 @@ def _numbers_of_shape(value, shape: tuple) -> bool:
 
 
 def _view_ok(view) -> bool:
-    return (isinstance(view, dict) and all(_numbers_of_shape(view.get(k), ())
-                                           for k in ("azimuth", "elevation", "distance", "fov"))
-            and _numbers_of_shape(view.get("world_to_pixel"), (3, 4)))
+    return (
+        isinstance(view, dict)
+        and all(_numbers_of_shape(view.get(k), ()) for k in ("azimuth", "elevation", "distance", "fov"))
+        and _numbers_of_shape(view.get("world_to_pixel"), (3, 4))
+    )
 
 
 def _model_records(path: Path) -> tuple[list[dict], int]:
     """models.jsonl's committed lines, each checked to be a model record (a damaged one is an error)."""
     records, end = _read_committed_lines(path)
     for n, r in enumerate(records, 1):
-        if not (isinstance(r, dict) and isinstance(r.get("id"), str)
-                and all(isinstance(r.get(k, ""), str) for k in ("category", "source", "split"))):
-            raise VoxliftError(f"{path}: line {n} is not a model record (expected an object with a string id, "
-                               f"category, source and split): {json.dumps(r)[:80]}")
+        if not (
+            isinstance(r, dict)
+            and isinstance(r.get("id"), str)
+            and all(isinstance(r.get(k, ""), str) for k in ("category", "source", "split"))
+        ):
+            raise VoxliftError(
+                f"{path}: line {n} is not a model record (expected an object with a string id, "
+                f"category, source and split): {json.dumps(r)[:80]}"
+            )
     return records, end
 
 
@@ -155,24 +171,35 @@ class Dataset:
         views = self.manifest.get("views")
         self.views: list[View] | None = [View.from_json(v) for v in views] if views else None
         records, _ = _model_records(self.path / MODELS)
-        self.models = [ModelInfo(i, r["id"], r.get("category", ""), r.get("source", ""),
-                                 r.get("split") or split_of(r["id"]),
-                                 {k: v for k, v in r.items() if k not in ("id", "category", "source", "split")})
-                       for i, r in enumerate(records)]
+        self.models = [
+            ModelInfo(
+                i,
+                r["id"],
+                r.get("category", ""),
+                r.get("source", ""),
+                r.get("split") or split_of(r["id"]),
+                {k: v for k, v in r.items() if k not in ("id", "category", "source", "split")},
+            )
+            for i, r in enumerate(records)
+        ]
         # skipped.jsonl is informative only: a damaged line is left out rather than failing the dataset.
         self.skipped = [r for r in _read_committed_lines(self.path / SKIPPED)[0] if isinstance(r, dict)]
         n, v, s, r = len(self.models), self.views_per_model, self.image_size, self.resolution
         self.images = self._map("images.u8", np.uint8, (n, v, s, s))
         self.alpha = self._map("alpha.u8", np.uint8, (n, v, s, s))
         self.voxels = self._map("voxels.u8", np.bool_, (n, r, r, r))
-        self.cameras = None if self.views is not None else self._map(CAMERAS, np.float64, (n, v, CAMERA_FIELDS))
+        self.cameras = (
+            None if self.views is not None else self._map(CAMERAS, np.float64, (n, v, CAMERA_FIELDS))
+        )
 
     def _map(self, name: str, dtype, shape) -> np.ndarray:
         path = self.path / name
         need = int(np.prod(shape)) * np.dtype(dtype).itemsize
         have = path.stat().st_size if path.exists() else 0
         if have < need:
-            raise VoxliftError(f"{path}: truncated ({have} bytes, the manifest's {shape[0]} models need {need})")
+            raise VoxliftError(
+                f"{path}: truncated ({have} bytes, the manifest's {shape[0]} models need {need})"
+            )
         if need == 0:
             return np.zeros(shape, dtype)
         return np.memmap(path, dtype=dtype, mode="r", shape=shape)
@@ -194,23 +221,36 @@ class Dataset:
         return np.asarray(self.cameras[index][:, 4:]).reshape(-1, 3, 4)
 
     def indices(self, split: str | None = None, categories: list[str] | None = None) -> np.ndarray:
-        return np.array([m.index for m in self.models
-                         if (split is None or m.split == split)
-                         and (categories is None or m.category in categories)], dtype=np.int64)
+        return np.array(
+            [
+                m.index
+                for m in self.models
+                if (split is None or m.split == split) and (categories is None or m.category in categories)
+            ],
+            dtype=np.int64,
+        )
 
     def summary(self) -> str:
         from collections import Counter
 
         by_cat = Counter((m.category, m.split) for m in self.models)
         cats = sorted({c for c, _ in by_cat})
-        lines = [f"{self.path}: {len(self)} models, {self.views_per_model} views of "
-                 f"{self.image_size}x{self.image_size} px, voxels {self.resolution}^3, "
-                 f"{'fixed views' if self.views is not None else 'views differ per model'}"]
+        lines = [
+            (
+                f"{self.path}: {len(self)} models, {self.views_per_model} views of "
+                f"{self.image_size}x{self.image_size} px, voxels {self.resolution}^3, "
+                f"{'fixed views' if self.views is not None else 'views differ per model'}"
+            )
+        ]
         for c in cats:
-            lines.append(f"  {c or '?':<12} train {by_cat[(c, 'train')]:>6}  val {by_cat[(c, 'val')]:>5}  "
-                         f"test {by_cat[(c, 'test')]:>5}")
+            lines.append(
+                f"  {c or '?':<12} train {by_cat[(c, 'train')]:>6}  val {by_cat[(c, 'val')]:>5}  "
+                f"test {by_cat[(c, 'test')]:>5}"
+            )
         if self.voxels.shape[0]:
-            occupancy = float(np.mean([self.voxels[i].mean() for i in range(0, len(self), max(1, len(self) // 200))]))
+            occupancy = float(
+                np.mean([self.voxels[i].mean() for i in range(0, len(self), max(1, len(self) // 200))])
+            )
             lines.append(f"  occupied voxels: {100 * occupancy:.2f}%")
         if self.skipped:
             lines.append(f"  skipped models: {len(self.skipped)} (see {self.path / SKIPPED})")
@@ -227,23 +267,38 @@ class DatasetWriter:
     `views` is the list of shared views, or None for per-model views (then `append` takes `cameras`).
     """
 
-    def __init__(self, path: str | os.PathLike, *, image_size: int, views_per_model: int, resolution: int,
-                 views: list[View] | None, extra_manifest: dict | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        image_size: int,
+        views_per_model: int,
+        resolution: int,
+        views: list[View] | None,
+        extra_manifest: dict | None = None,
+    ):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = FolderLock(self.path, "writing this dataset")  # the one writer of this folder
-        manifest = {"format": FORMAT, "version": VERSION, "image_size": image_size,
-                    "views_per_model": views_per_model, "resolution": resolution,
-                    "voxel_to_world": voxel_to_world(resolution).tolist(),
-                    "views": [v.to_json() for v in views] if views is not None else None,
-                    **(extra_manifest or {})}
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "image_size": image_size,
+            "views_per_model": views_per_model,
+            "resolution": resolution,
+            "voxel_to_world": voxel_to_world(resolution).tolist(),
+            "views": [v.to_json() for v in views] if views is not None else None,
+            **(extra_manifest or {}),
+        }
         if (self.path / MANIFEST).exists():
             old = _read_manifest(self.path)
             for key in ("image_size", "views_per_model", "resolution", "views"):
                 if not _same(old.get(key), manifest[key]):
                     self.close()
-                    raise VoxliftError(f"{self.path}: exists with another {key} ({_short(old.get(key))} "
-                                       f"!= {_short(manifest[key])}); choose another --out")
+                    raise VoxliftError(
+                        f"{self.path}: exists with another {key} ({_short(old.get(key))} "
+                        f"!= {_short(manifest[key])}); choose another --out"
+                    )
             self.manifest = old
         else:
             try:
@@ -254,7 +309,7 @@ class DatasetWriter:
             self.manifest = manifest
         self.per_model_cameras = manifest["views"] is None
         s, v, r = image_size, views_per_model, resolution
-        self._strides = {"images.u8": v * s * s, "alpha.u8": v * s * s, "voxels.u8": r ** 3}
+        self._strides = {"images.u8": v * s * s, "alpha.u8": v * s * s, "voxels.u8": r**3}
         if self.per_model_cameras:
             self._strides[CAMERAS] = v * CAMERA_FIELDS * 8
         self._recover()
@@ -270,26 +325,42 @@ class DatasetWriter:
             with open(self.path / name, "ab") as f:
                 size = f.seek(0, os.SEEK_END)
                 if size < self.count * stride:
-                    raise VoxliftError(f"{self.path / name}: shorter than its {self.count} committed models; "
-                                       "the dataset is damaged")
+                    raise VoxliftError(
+                        f"{self.path / name}: shorter than its {self.count} committed models; "
+                        "the dataset is damaged"
+                    )
                 f.truncate(self.count * stride)
         skipped, end = _read_committed_lines(self.path / SKIPPED)
         with open(self.path / SKIPPED, "ab") as f:
             f.truncate(end)
         self.skipped_ids = {r["id"] for r in skipped if isinstance(r, dict) and isinstance(r.get("id"), str)}
-        self._files = {name: open(self.path / name, "ab") for name in self._strides}
+        self._files = {name: open(self.path / name, "ab") for name in self._strides}  # noqa: SIM115 (closed in close())
 
     def __contains__(self, model_id: str) -> bool:
         return model_id in self.ids
 
-    def append(self, *, id: str, category: str, source: str, images: np.ndarray, alpha: np.ndarray,
-               voxels: np.ndarray, cameras: np.ndarray | None = None, durable: bool = True, **extra) -> int:
+    def append(
+        self,
+        *,
+        id: str,
+        category: str,
+        source: str,
+        images: np.ndarray,
+        alpha: np.ndarray,
+        voxels: np.ndarray,
+        cameras: np.ndarray | None = None,
+        durable: bool = True,
+        **extra,
+    ) -> int:
         """Add one model; returns its index. images/alpha uint8 [V, S, S], voxels bool [R, R, R]."""
         if id in self.ids:
             raise VoxliftError(f"{self.path}: model {id!r} is already in the dataset")
         s, v, r = self.manifest["image_size"], self.manifest["views_per_model"], self.manifest["resolution"]
-        arrays = {"images.u8": np.asarray(images), "alpha.u8": np.asarray(alpha),
-                  "voxels.u8": np.asarray(voxels)}
+        arrays = {
+            "images.u8": np.asarray(images),
+            "alpha.u8": np.asarray(alpha),
+            "voxels.u8": np.asarray(voxels),
+        }
         expect = {"images.u8": (v, s, s), "alpha.u8": (v, s, s), "voxels.u8": (r, r, r)}
         if self.per_model_cameras:
             if cameras is None:
@@ -310,9 +381,11 @@ class DatasetWriter:
             _append_line(self.path / MODELS, record, durable)
         except OSError as exc:  # a full disk or quota: cut back to the committed models, say so in one line
             self._rollback()
-            raise VoxliftError(f"{self.path}: cannot write model {id!r} ({exc.strerror or exc}); the dataset "
-                               f"keeps its {self.count} complete models, and the same command resumes once "
-                               "there is room") from None
+            raise VoxliftError(
+                f"{self.path}: cannot write model {id!r} ({exc.strerror or exc}); the dataset "
+                f"keeps its {self.count} complete models, and the same command resumes once "
+                "there is room"
+            ) from None
         self.ids.add(id)
         self.count += 1
         return self.count - 1
@@ -332,10 +405,8 @@ class DatasetWriter:
         """After a failed write: drop the bytes of the model in flight (whatever reached the disk) and reopen
         the files, so the folder holds exactly the committed models and close() works."""
         for f in self._files.values():
-            try:
+            with contextlib.suppress(OSError):
                 f.close()  # may flush part of the buffer again, or fail: truncated just below either way
-            except OSError:
-                pass
         try:
             self._recover()
         except OSError:
@@ -343,10 +414,9 @@ class DatasetWriter:
 
     def close(self) -> None:
         for f in getattr(self, "_files", {}).values():
-            try:
+            # a full disk: what did not reach it is uncommitted, cut off by the next writer
+            with contextlib.suppress(OSError):
                 f.close()
-            except OSError:  # a full disk: what did not reach it is uncommitted, cut off by the next writer
-                pass
         self._files = {}
         self._lock.release()
 
@@ -373,8 +443,13 @@ def _same(a, b) -> bool:
 
 def _flat(view) -> list[float]:
     if isinstance(view, dict):
-        return [view["azimuth"], view["elevation"], view["distance"], view["fov"],
-                *np.asarray(view["world_to_pixel"], dtype=float).ravel()]
+        return [
+            view["azimuth"],
+            view["elevation"],
+            view["distance"],
+            view["fov"],
+            *np.asarray(view["world_to_pixel"], dtype=float).ravel(),
+        ]
     return list(np.asarray(view, dtype=float).ravel())
 
 
@@ -387,17 +462,29 @@ def merge_datasets(out: str | os.PathLike, inputs: list[str | os.PathLike]) -> i
     """Append every model of `inputs` (e.g. shards) to `out`; models already there are kept, not doubled."""
     added = 0
     first = open_dataset(inputs[0])
-    with DatasetWriter(out, image_size=first.image_size, views_per_model=first.views_per_model,
-                       resolution=first.resolution, views=first.views) as writer:
+    with DatasetWriter(
+        out,
+        image_size=first.image_size,
+        views_per_model=first.views_per_model,
+        resolution=first.resolution,
+        views=first.views,
+    ) as writer:
         for path in inputs:
             ds = open_dataset(path)
             for m in ds.models:
                 if m.id in writer:
                     continue
-                writer.append(id=m.id, category=m.category, source=m.source, images=ds.images[m.index],
-                              alpha=ds.alpha[m.index], voxels=ds.voxels[m.index],
-                              cameras=None if ds.cameras is None else ds.cameras[m.index], durable=False,
-                              **m.extra)
+                writer.append(
+                    id=m.id,
+                    category=m.category,
+                    source=m.source,
+                    images=ds.images[m.index],
+                    alpha=ds.alpha[m.index],
+                    voxels=ds.voxels[m.index],
+                    cameras=None if ds.cameras is None else ds.cameras[m.index],
+                    durable=False,
+                    **m.extra,
+                )
                 added += 1
             for s in ds.skipped:
                 writer.skip(s.get("id"), s.get("source", ""), s.get("reason", ""))

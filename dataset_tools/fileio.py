@@ -1,4 +1,5 @@
 """Writing files so that an existing one is never left half-written (datasets, grids, images, checkpoints)."""
+
 from __future__ import annotations
 
 import os
@@ -36,13 +37,14 @@ class FolderLock:
 
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.folder / ".lock", "a+")
+        self._file = open(self.folder / ".lock", "a+")  # noqa: SIM115 (held for the lock's lifetime)
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._file.close()
-            raise VoxliftError(f"{self.folder}: another voxlift process is {activity} "
-                               "(wait for it to finish or stop it)") from None
+            raise VoxliftError(
+                f"{self.folder}: another voxlift process is {activity} (wait for it to finish or stop it)"
+            ) from None
 
     def release(self) -> None:
         import fcntl

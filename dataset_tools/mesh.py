@@ -6,6 +6,7 @@ Canonical frame (one rule for every source, see README "Canonical frame"):
   * the axis-aligned bounding box is centred on the origin and scaled uniformly so that its longest side
     is 1: the model fills the cube [-0.5, 0.5]^3 along its longest side.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ class Mesh:
         self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float64).reshape(-1, 3)
         self.faces = np.ascontiguousarray(self.faces, dtype=np.int64).reshape(-1, 3)
 
-    def check(self, name: str = "mesh") -> "Mesh":
+    def check(self, name: str = "mesh") -> Mesh:
         """Raise VoxliftError unless the mesh is usable: faces, finite vertices, indices in range."""
         if len(self.faces) == 0:
             raise VoxliftError(f"{name}: the mesh has no faces")
@@ -34,7 +35,7 @@ class Mesh:
             raise VoxliftError(f"{name}: a face refers to a vertex that does not exist")
         return self
 
-    def transformed(self, matrix: np.ndarray) -> "Mesh":
+    def transformed(self, matrix: np.ndarray) -> Mesh:
         """A copy with vertices multiplied by a 3x3 (linear) or 4x4 (affine) matrix."""
         m = np.asarray(matrix, dtype=np.float64)
         v = self.vertices @ m[:3, :3].T

@@ -7,6 +7,7 @@ corners, negative (relative) indices, CRLF or CR line ends and `\\` line continu
 Parsing is vectorised over the whole file (numpy scans of the bytes, `np.fromstring` for the numbers)
 rather than one Python call per line, because ShapeNet and Sweet Home 3D meshes reach millions of faces.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -93,8 +94,11 @@ def _parse(data: bytes, name: str) -> Mesh:
     if bad.any():
         c = int(np.argmax(bad))
         line = int(f_lines[face_of_corner[c]]) + 1
-        why = "index 0 (OBJ indices start at 1)" if raw[c] == 0 else \
-            f"vertex {int(raw[c])}, but the file has {len(vertices)} vertices there"
+        why = (
+            "index 0 (OBJ indices start at 1)"
+            if raw[c] == 0
+            else f"vertex {int(raw[c])}, but the file has {len(vertices)} vertices there"
+        )
         raise VoxliftError(f"{name}: line {line}: a face refers to {why} (corrupt or truncated file?)")
 
     triangles = _fan_triangulate(idx, counts)
@@ -132,7 +136,9 @@ def _normalise_text(data: bytes, name: str) -> bytes:
             raise VoxliftError(f"{name}: not a text OBJ file (invalid UTF-8 at byte {exc.start})") from None
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if b"\\" in data and b"\\\n" in data:  # a continued line joins the next one (this shifts later line numbers by one)
+    if (
+        b"\\" in data and b"\\\n" in data
+    ):  # a continued line joins the next one (this shifts later line numbers by one)
         data = data.replace(b"\\\n", b" ")
     for blank in (b"\t", b"\v", b"\f"):
         if blank in data:
@@ -188,8 +194,10 @@ def _parse_vertices(text: bytes, v_lines: np.ndarray, name: str) -> np.ndarray:
     counts = _token_counts(buf, len(v_lines))
     if counts.min() < 3:
         line = int(v_lines[np.argmin(counts)]) + 1
-        raise VoxliftError(f"{name}: line {line}: a vertex needs 3 coordinates, found {counts.min()} "
-                           "(corrupt or truncated file?)")
+        raise VoxliftError(
+            f"{name}: line {line}: a vertex needs 3 coordinates, found {counts.min()} "
+            "(corrupt or truncated file?)"
+        )
     values = _fromstring(text, np.float64)
     if len(values) != counts.sum() and b"  " in text:
         raise _Untidy
@@ -209,12 +217,16 @@ def _parse_faces(text: bytes, f_lines: np.ndarray, name: str) -> tuple[np.ndarra
     counts = _token_counts(buf, len(f_lines))
     if counts.min() < 3:
         line = int(f_lines[np.argmin(counts)]) + 1
-        raise VoxliftError(f"{name}: line {line}: a face needs at least 3 vertices, found {counts.min()} "
-                           "(corrupt or truncated file?)")
+        raise VoxliftError(
+            f"{name}: line {line}: a face needs at least 3 vertices, found {counts.min()} "
+            "(corrupt or truncated file?)"
+        )
     if counts.max() > MAX_FACE_CORNERS:
         line = int(f_lines[np.argmax(counts)]) + 1
-        raise VoxliftError(f"{name}: line {line}: a face with {counts.max()} corners "
-                           f"(more than {MAX_FACE_CORNERS}); refusing it")
+        raise VoxliftError(
+            f"{name}: line {line}: a face with {counts.max()} corners "
+            f"(more than {MAX_FACE_CORNERS}); refusing it"
+        )
     total = int(counts.sum())
     if b"  " in text:  # rare: cheaper to look here, in the face lines alone, than in the whole file
         raise _Untidy

@@ -10,6 +10,7 @@ Output: uint8 (bit depth <= 8) or uint16 (16-bit) of shape HxW (gray), HxWx2 (gr
 HxWx4 (RGBA). Gray below 8 bits is scaled to 0..255; palette images come out as RGB, or RGBA with tRNS;
 gray or RGB with a tRNS colour gain an alpha channel (0 where the pixel equals that colour).
 """
+
 from __future__ import annotations
 
 import os
@@ -44,11 +45,11 @@ def _chunks(data: bytes, name: str):
     while True:
         if pos + 8 > len(data):
             raise VoxliftError(f"{name}: truncated PNG (no IEND chunk)")
-        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
         if length > len(data) - pos - 12:
             raise VoxliftError(f"{name}: truncated PNG (chunk {ctype!r} runs past the end of the file)")
-        body = data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         if zlib.crc32(ctype + body) & 0xFFFFFFFF != crc:
             raise VoxliftError(f"{name}: corrupt PNG (CRC mismatch in chunk {ctype.decode('latin-1')!r})")
         yield ctype, body
@@ -64,7 +65,7 @@ def _unfilter(raw: memoryview, height: int, rowbytes: int, bpp: int, name: str) 
     stride = rowbytes + 1
     for y in range(height):
         ftype = raw[y * stride]
-        line = np.frombuffer(raw[y * stride + 1:(y + 1) * stride], np.uint8)
+        line = np.frombuffer(raw[y * stride + 1 : (y + 1) * stride], np.uint8)
         if ftype == 0:
             row = line.copy()
         elif ftype == 1:  # Sub: running sum over each byte position of the pixel, mod 256
@@ -103,11 +104,16 @@ def _samples(rows: np.ndarray, width: int, channels: int, depth: int) -> np.ndar
     """Filtered-out byte rows -> [h, w, channels] samples (uint8 or uint16)."""
     h = rows.shape[0]
     if depth == 16:
-        return rows.view(">u2").reshape(h, -1)[:, :width * channels].astype(np.uint16).reshape(h, width, channels)
+        return (
+            rows.view(">u2")
+            .reshape(h, -1)[:, : width * channels]
+            .astype(np.uint16)
+            .reshape(h, width, channels)
+        )
     if depth == 8:
-        return rows[:, :width * channels].reshape(h, width, channels)
+        return rows[:, : width * channels].reshape(h, width, channels)
     bits = np.unpackbits(rows, axis=1)  # MSB first, as PNG packs them
-    bits = bits[:, :width * depth].reshape(h, width, depth)
+    bits = bits[:, : width * depth].reshape(h, width, depth)
     weights = (1 << np.arange(depth - 1, -1, -1)).astype(np.uint8)
     return (bits * weights).sum(axis=2, dtype=np.uint8).reshape(h, width, 1)
 
@@ -153,13 +159,19 @@ def read_png(source: str | os.PathLike | bytes) -> np.ndarray:
     if width == 0 or height == 0:
         raise VoxliftError(f"{name}: PNG of size {width}x{height} has no pixels")
     if width > MAX_SIDE or height > MAX_SIDE:
-        raise VoxliftError(f"{name}: PNG of {width}x{height} pixels, larger than the {MAX_SIDE}x{MAX_SIDE} allowed")
+        raise VoxliftError(
+            f"{name}: PNG of {width}x{height} pixels, larger than the {MAX_SIDE}x{MAX_SIDE} allowed"
+        )
     if width * height > MAX_PIXELS:
-        raise VoxliftError(f"{name}: PNG of {width}x{height} pixels, more than the {MAX_PIXELS} pixels allowed")
+        raise VoxliftError(
+            f"{name}: PNG of {width}x{height} pixels, more than the {MAX_PIXELS} pixels allowed"
+        )
     if ctype_ not in _CHANNELS or depth not in _DEPTHS[ctype_]:
         raise VoxliftError(f"{name}: unsupported PNG (colour type {ctype_} with bit depth {depth})")
     if comp != 0 or filt != 0 or interlace not in (0, 1):
-        raise VoxliftError(f"{name}: unsupported PNG (compression {comp}, filter {filt}, interlace {interlace})")
+        raise VoxliftError(
+            f"{name}: unsupported PNG (compression {comp}, filter {filt}, interlace {interlace})"
+        )
     if ctype_ == 3 and palette is None:
         raise VoxliftError(f"{name}: corrupt PNG (palette image without a PLTE chunk)")
     if not idat:
@@ -173,8 +185,10 @@ def read_png(source: str | os.PathLike | bytes) -> np.ndarray:
         sizes.append((pw, ph))
     need = sum(ph * (1 + _rowbytes(pw, channels, depth)) for pw, ph in sizes if pw and ph)
     if need > MAX_RAW_BYTES:
-        raise VoxliftError(f"{name}: PNG of {width}x{height} pixels at {depth} bits x {channels} channels holds "
-                           f"{need} bytes of image data, more than the {MAX_RAW_BYTES} allowed")
+        raise VoxliftError(
+            f"{name}: PNG of {width}x{height} pixels at {depth} bits x {channels} channels holds "
+            f"{need} bytes of image data, more than the {MAX_RAW_BYTES} allowed"
+        )
     try:
         z = zlib.decompressobj()
         raw = z.decompress(b"".join(idat), need)
@@ -189,8 +203,10 @@ def read_png(source: str | os.PathLike | bytes) -> np.ndarray:
             slow += rb * sum(raw[pos + y * (rb + 1)] in (3, 4) for y in range(ph))
             pos += ph * (rb + 1)
     if slow > MAX_SLOW_FILTER_BYTES:
-        raise VoxliftError(f"{name}: PNG too large for voxlift's PNG reader ({slow} bytes use the Average or "
-                           f"Paeth filter, limit {MAX_SLOW_FILTER_BYTES}); save it smaller or as JPEG")
+        raise VoxliftError(
+            f"{name}: PNG too large for voxlift's PNG reader ({slow} bytes use the Average or "
+            f"Paeth filter, limit {MAX_SLOW_FILTER_BYTES}); save it smaller or as JPEG"
+        )
     dtype = np.uint16 if depth == 16 else np.uint8
     image = np.zeros((height, width, channels), dtype)
     pos = 0
@@ -199,7 +215,7 @@ def read_png(source: str | os.PathLike | bytes) -> np.ndarray:
         if pw == 0 or ph == 0:
             continue
         rb = _rowbytes(pw, channels, depth)
-        rows = _unfilter(view[pos:pos + ph * (rb + 1)], ph, rb, bpp, name)
+        rows = _unfilter(view[pos : pos + ph * (rb + 1)], ph, rb, bpp, name)
         pos += ph * (rb + 1)
         image[y0::dy, x0::dx] = _samples(rows, pw, channels, depth)
     return _finish(image, ctype_, depth, palette, trns, name)
@@ -209,13 +225,14 @@ def _finish(image, ctype, depth, palette, trns, name) -> np.ndarray:
     if ctype == 3:
         idx = image[..., 0]
         if idx.max() >= len(palette):
-            raise VoxliftError(f"{name}: corrupt PNG (pixel refers to palette entry {int(idx.max())} of "
-                               f"{len(palette)})")
+            raise VoxliftError(
+                f"{name}: corrupt PNG (pixel refers to palette entry {int(idx.max())} of {len(palette)})"
+            )
         rgb = palette[idx]
         if trns is None:
             return rgb
         alpha = np.full(256, 255, np.uint8)
-        alpha[:min(len(trns), 256)] = np.frombuffer(trns[:256], np.uint8)
+        alpha[: min(len(trns), 256)] = np.frombuffer(trns[:256], np.uint8)
         return np.concatenate([rgb, alpha[idx][..., None]], axis=2)
     if ctype == 0 and depth < 8:
         image = (image.astype(np.uint16) * 255 // ((1 << depth) - 1)).astype(np.uint8)
@@ -235,7 +252,9 @@ def _finish(image, ctype, depth, palette, trns, name) -> np.ndarray:
 
 
 def _chunk(ctype: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body) & 0xFFFFFFFF)
+    )
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -254,8 +273,12 @@ def encode_png(array: np.ndarray) -> bytes:
     up = rows.copy()
     up[1:] = rows[1:] - rows[:-1]
     raw = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1).tobytes()
-    return (SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b""))
+    return (
+        SIGNATURE
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(raw, 6))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -12,6 +12,7 @@ A voxel's footprint is the bounding box of its 8 projected corners (a slight sup
 it errs towards passing, but a grid shifted by one voxel still fails, see tests/test_qa.py).
 A model's score is the worst of both figures over its views. numpy only.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,9 @@ TOUCH_EPS = 0.25
 _CORNERS = np.array([[dx, dy, dz] for dx in (-0.5, 0.5) for dy in (-0.5, 0.5) for dz in (-0.5, 0.5)])
 
 
-def footprints(voxels: np.ndarray, voxel_to_world: np.ndarray, world_to_pixel: np.ndarray, size: int,
-               touch: bool = False):
+def footprints(
+    voxels: np.ndarray, voxel_to_world: np.ndarray, world_to_pixel: np.ndarray, size: int, touch: bool = False
+):
     """Integer pixel rectangles [N, 4] = x0, x1, y0, y1 (inclusive; empty when x0 > x1) of the occupied
     voxels' footprints: the pixels whose centre (x + 0.5, y + 0.5) lies in the projected corners' box, or
     with touch=True every pixel whose square overlaps that box."""
@@ -109,13 +111,21 @@ def qa_dataset(path: str | os.PathLike, indices=None) -> dict:
 
     ds = open_dataset(path)
     models = []
-    for i in (range(len(ds)) if indices is None else indices):
+    for i in range(len(ds)) if indices is None else indices:
         m = ds.models[i]
         cov, on = qa_model(ds.alpha[i], ds.voxels[i], ds.voxel_to_world, ds.world_to_pixel(i))
-        models.append({"index": int(i), "id": m.id, "category": m.category,
-                       "coverage": [round(c, 5) for c in cov], "on_silhouette": [round(o, 5) for o in on],
-                       "min_coverage": round(min(cov), 5), "min_on_silhouette": round(min(on), 5),
-                       "score": round(min(min(cov), min(on)), 5)})
+        models.append(
+            {
+                "index": int(i),
+                "id": m.id,
+                "category": m.category,
+                "coverage": [round(c, 5) for c in cov],
+                "on_silhouette": [round(o, 5) for o in on],
+                "min_coverage": round(min(cov), 5),
+                "min_on_silhouette": round(min(on), 5),
+                "score": round(min(min(cov), min(on)), 5),
+            }
+        )
     return {"dataset": str(path), "summary": summarize(models), "models": models}
 
 
@@ -125,32 +135,44 @@ def summarize(models: list[dict]) -> dict:
     cov = np.array([m["min_coverage"] for m in models])
     on = np.array([m["min_on_silhouette"] for m in models])
     score = np.minimum(cov, on)
-    return {"models": len(models),
-            "share_coverage_ge_0.99": float((cov >= 0.99).mean()),
-            "share_on_silhouette_ge_0.99": float((on >= 0.99).mean()),
-            "share_both_ge_0.99": float((score >= 0.99).mean()),
-            "min_coverage": float(cov.min()), "min_on_silhouette": float(on.min()),
-            "mean_coverage": float(cov.mean()), "mean_on_silhouette": float(on.mean()),
-            "min_score": float(score.min())}
+    return {
+        "models": len(models),
+        "share_coverage_ge_0.99": float((cov >= 0.99).mean()),
+        "share_on_silhouette_ge_0.99": float((on >= 0.99).mean()),
+        "share_both_ge_0.99": float((score >= 0.99).mean()),
+        "min_coverage": float(cov.min()),
+        "min_on_silhouette": float(on.min()),
+        "mean_coverage": float(cov.mean()),
+        "mean_on_silhouette": float(on.mean()),
+        "min_score": float(score.min()),
+    }
 
 
 def format_report(report: dict, worst: int = 10, threshold: float = 0.99) -> str:
     s = report["summary"]
     if not s["models"]:
         return f"{report['dataset']}: no models"
-    lines = [f"{report['dataset']}: {s['models']} models (worst view of each model)",
-             (f"  silhouette pixels covered by voxels: >= 0.99 for {100 * s['share_coverage_ge_0.99']:.1f}% "
-              f"of models, min {s['min_coverage']:.4f}, mean {s['mean_coverage']:.4f}"),
-             (f"  occupied voxels on the silhouette:   >= 0.99 for {100 * s['share_on_silhouette_ge_0.99']:.1f}% "
-              f"of models, min {s['min_on_silhouette']:.4f}, mean {s['mean_on_silhouette']:.4f}"),
-             f"  both >= 0.99: {100 * s['share_both_ge_0.99']:.1f}% of models; worst score {s['min_score']:.4f}"]
+    lines = [
+        f"{report['dataset']}: {s['models']} models (worst view of each model)",
+        (
+            f"  silhouette pixels covered by voxels: >= 0.99 for {100 * s['share_coverage_ge_0.99']:.1f}% "
+            f"of models, min {s['min_coverage']:.4f}, mean {s['mean_coverage']:.4f}"
+        ),
+        (
+            f"  occupied voxels on the silhouette:   >= 0.99 for {100 * s['share_on_silhouette_ge_0.99']:.1f}% "
+            f"of models, min {s['min_on_silhouette']:.4f}, mean {s['mean_on_silhouette']:.4f}"
+        ),
+        f"  both >= 0.99: {100 * s['share_both_ge_0.99']:.1f}% of models; worst score {s['min_score']:.4f}",
+    ]
     ranked = sorted(report["models"], key=lambda m: m["score"])[:worst]
     lines.append(f"  worst {len(ranked)} models:")
     lines.append(f"    {'score':>7} {'coverage':>9} {'on_sil':>7}  id")
     for m in ranked:
         flag = "  <-" if m["score"] < threshold else ""
-        lines.append(f"    {m['score']:7.4f} {m['min_coverage']:9.4f} {m['min_on_silhouette']:7.4f}  "
-                     f"{m['id']} ({m['category']}){flag}")
+        lines.append(
+            f"    {m['score']:7.4f} {m['min_coverage']:9.4f} {m['min_on_silhouette']:7.4f}  "
+            f"{m['id']} ({m['category']}){flag}"
+        )
     return "\n".join(lines)
 
 
@@ -181,8 +203,12 @@ def write_sheet(path: str | os.PathLike, report: dict, out: str | os.PathLike, r
         row = []
         for v in range(ds.views_per_model):
             gray = np.asarray(ds.images[i, v])
-            _, _, covered = qa_view(np.asarray(ds.alpha[i, v]), np.asarray(ds.voxels[i]), ds.voxel_to_world, p[v])
-            pair = np.concatenate([np.repeat(gray[..., None], 3, 2), overlay(np.asarray(ds.alpha[i, v]), covered)], 1)
+            _, _, covered = qa_view(
+                np.asarray(ds.alpha[i, v]), np.asarray(ds.voxels[i]), ds.voxel_to_world, p[v]
+            )
+            pair = np.concatenate(
+                [np.repeat(gray[..., None], 3, 2), overlay(np.asarray(ds.alpha[i, v]), covered)], 1
+            )
             row.append(np.pad(pair, ((gap, gap), (gap, gap), (0, 0)), constant_values=255))
         tiles.append(np.concatenate(row, 1))
     if not tiles:

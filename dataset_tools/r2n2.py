@@ -29,6 +29,7 @@ Not checkable here: the release itself is not on this machine, so the tests chec
 self-consistent (a grid drawn with meshrcnn's camera lands on our projected voxels) and frame the release's
 documented conventions; a first real import should be checked with `voxlift qa`.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,7 +90,9 @@ def read_metadata(path: Path, views: int = VIEWS) -> np.ndarray:
         except ValueError:
             vals = []
         if len(vals) != 5 or not np.isfinite(vals).all() or not 0 < vals[3] < 10:
-            raise VoxliftError(f"{path}: line {n} is not 'azimuth elevation rotation distance-ratio fov': {ln!r}")
+            raise VoxliftError(
+                f"{path}: line {n} is not 'azimuth elevation rotation distance-ratio fov': {ln!r}"
+            )
         rows.append(vals)
     return np.array(rows)
 
@@ -147,7 +150,10 @@ def rgba_to_gray_alpha(rgba: np.ndarray, background: int = 255) -> tuple[np.ndar
     a = x[..., 3] if x.shape[2] == 4 else np.ones(x.shape[:2], np.float32)
     lum = 0.2126 * x[..., 0] + 0.7152 * x[..., 1] + 0.0722 * x[..., 2]
     gray = lum * a + (1.0 - a) * (background / 255.0)
-    to_u8 = lambda z: np.clip(np.rint(z * 255.0), 0, 255).astype(np.uint8)
+
+    def to_u8(z):
+        return np.clip(np.rint(z * 255.0), 0, 255).astype(np.uint8)
+
     return to_u8(gray), to_u8(a)
 
 
@@ -161,7 +167,9 @@ def iter_r2n2(root: str | os.PathLike, categories: set[str] | None = None) -> It
         if categories is not None and SYNSETS.get(sdir.name, sdir.name) not in categories:
             continue
         for mdir in sorted(p for p in sdir.iterdir() if p.is_dir()):
-            yield R2N2Model(sdir.name, mdir.name, mdir / "rendering", vox / sdir.name / mdir.name / "model.binvox")
+            yield R2N2Model(
+                sdir.name, mdir.name, mdir / "rendering", vox / sdir.name / mdir.name / "model.binvox"
+            )
 
 
 def load_r2n2(model: R2N2Model, views: int = VIEWS):
@@ -184,17 +192,29 @@ def load_r2n2(model: R2N2Model, views: int = VIEWS):
         path = model.rendering_dir / f"{v:02d}.png"
         image = read_png(path)
         if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE) or image.dtype != np.uint8:
-            raise VoxliftError(f"{path}: {image.shape[1]}x{image.shape[0]} {image.dtype} image, expected "
-                               f"{IMAGE_SIZE}x{IMAGE_SIZE} 8-bit")
+            raise VoxliftError(
+                f"{path}: {image.shape[1]}x{image.shape[0]} {image.dtype} image, expected "
+                f"{IMAGE_SIZE}x{IMAGE_SIZE} 8-bit"
+            )
         g, a = rgba_to_gray_alpha(image)
         grays.append(g)
         alphas.append(a)
-    return (np.stack(grays), np.stack(alphas), grid_to_canonical(vox),
-            camera_rows(metadata, grid.translate, scale))
+    return (
+        np.stack(grays),
+        np.stack(alphas),
+        grid_to_canonical(vox),
+        camera_rows(metadata, grid.translate, scale),
+    )
 
 
-def import_r2n2(root: str | os.PathLike, out: str | os.PathLike, categories: set[str] | None = None,
-                limit: int | None = None, log: Callable[[str], None] = print, progress=None) -> dict:
+def import_r2n2(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    categories: set[str] | None = None,
+    limit: int | None = None,
+    log: Callable[[str], None] = print,
+    progress=None,
+) -> dict:
     """Append every R2N2 model to the dataset `out` (resuming: models already there are skipped).
     Returns counts: added, existing, skipped."""
     from .dataset import DatasetWriter
@@ -203,9 +223,15 @@ def import_r2n2(root: str | os.PathLike, out: str | os.PathLike, categories: set
     models = list(iter_r2n2(root, categories))
     if limit is not None:
         models = models[:limit]
-    with DatasetWriter(out, image_size=IMAGE_SIZE, views_per_model=VIEWS, resolution=RESOLUTION, views=None,
-                       extra_manifest={"origin": "3D-R2N2 (ShapeNetRendering + ShapeNetVox32)"}) as writer:
-        for model in (progress(models) if progress else models):
+    with DatasetWriter(
+        out,
+        image_size=IMAGE_SIZE,
+        views_per_model=VIEWS,
+        resolution=RESOLUTION,
+        views=None,
+        extra_manifest={"origin": "3D-R2N2 (ShapeNetRendering + ShapeNetVox32)"},
+    ) as writer:
+        for model in progress(models) if progress else models:
             if model.id in writer:
                 counts["existing"] += 1
                 continue
@@ -216,7 +242,15 @@ def import_r2n2(root: str | os.PathLike, out: str | os.PathLike, categories: set
                 writer.skip(model.id, "r2n2", str(exc))
                 counts["skipped"] += 1
                 continue
-            writer.append(id=model.id, category=model.category, source="r2n2", images=gray, alpha=alpha,
-                          voxels=voxels, cameras=cameras, durable=False)
+            writer.append(
+                id=model.id,
+                category=model.category,
+                source="r2n2",
+                images=gray,
+                alpha=alpha,
+                voxels=voxels,
+                cameras=cameras,
+                durable=False,
+            )
             counts["added"] += 1
     return counts

@@ -9,6 +9,7 @@ it applies `modelRotation#N` (a row-major 3x3 matrix, v' = R v) first, then scal
 to width x height x depth along x, y, z. We do the same, then rotate into voxlift's canonical frame with
 mesh.Y_UP_FRONT_PLUS_Z (checked on real chairs: their backrests end up on +Y; see tests/test_sources_sh3f.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,16 @@ MAX_ENTRY_BYTES = 512 << 20
 # What zipfile raises on damaged archives besides BadZipFile (found by fuzzing: a corrupt deflate stream
 # raises zlib.error, an unknown "version needed to extract" NotImplementedError, short headers struct.error,
 # an entry flagged as encrypted RuntimeError("... password required for extraction")).
-ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error, struct.error,
-              RuntimeError)
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    zlib.error,
+    struct.error,
+    RuntimeError,
+)
 
 
 # ---------------------------------------------------------------- Java .properties
@@ -72,9 +81,9 @@ def _unescape(s: str, where: str) -> str:
             continue
         n = s[i + 1]
         if n == "u":
-            digits = s[i + 2:i + 6]
+            digits = s[i + 2 : i + 6]
             if len(digits) != 4 or not all(d in "0123456789abcdefABCDEF" for d in digits):
-                raise VoxliftError(f"{where}: malformed \\uXXXX escape {s[i:i + 6]!r}")
+                raise VoxliftError(f"{where}: malformed \\uXXXX escape {s[i : i + 6]!r}")
             out.append(chr(int(digits, 16)))
             i += 6
         else:
@@ -91,7 +100,7 @@ def parse_properties(text: str, where: str = "properties") -> dict[str, str]:
         i, n = 0, len(line)
         while i < n and line[i] not in "=: \t\f":
             i += 2 if line[i] == "\\" else 1
-        key = line[:min(i, n)]
+        key = line[: min(i, n)]
         while i < n and line[i] in " \t\f":
             i += 1
         if i < n and line[i] in "=:":
@@ -126,12 +135,16 @@ class Sh3fArchive:
         total = sum(i.file_size for i in infos)
         if total > MAX_TOTAL_BYTES:
             self.zip.close()
-            raise VoxliftError(f"{self.path}: {total} bytes uncompressed, more than the {MAX_TOTAL_BYTES} allowed")
+            raise VoxliftError(
+                f"{self.path}: {total} bytes uncompressed, more than the {MAX_TOTAL_BYTES} allowed"
+            )
         for info in infos:
             if _hostile(info.filename):
                 self.zip.close()
-                raise VoxliftError(f"{self.path}: refused: zip entry {info.filename!r} is an absolute path "
-                                   "or leaves the archive ('..')")
+                raise VoxliftError(
+                    f"{self.path}: refused: zip entry {info.filename!r} is an absolute path "
+                    "or leaves the archive ('..')"
+                )
         self.infos = {i.filename: i for i in infos}
 
     def read(self, name: str) -> bytes:
@@ -187,11 +200,23 @@ def parse_catalog(props: dict[str, str], where: str) -> list[CatalogEntry]:
     indices = sorted({int(m.group(1)) for k in props for m in [re.fullmatch(r"model#(\d+)", k)] if m})
     entries = []
     for n in indices:
+
         def g(key, default="", n=n):
             return props.get(f"{key}#{n}", default)
 
-        entry = CatalogEntry(n, g("id") or g("model"), g("name"), g("category"), g("model"),
-                             0.0, 0.0, 0.0, None, g("creator"), g("tags"))
+        entry = CatalogEntry(
+            n,
+            g("id") or g("model"),
+            g("name"),
+            g("category"),
+            g("model"),
+            0.0,
+            0.0,
+            0.0,
+            None,
+            g("creator"),
+            g("tags"),
+        )
         try:
             entry.width = _number(props, f"width#{n}", where)
             entry.depth = _number(props, f"depth#{n}", where)
@@ -214,8 +239,9 @@ def parse_catalog(props: dict[str, str], where: str) -> list[CatalogEntry]:
 def read_catalog(archive: Sh3fArchive) -> list[CatalogEntry]:
     data = archive.read(CATALOG)
     # Java reads .properties as ISO-8859-1; anything else is written as \uXXXX escapes.
-    return parse_catalog(parse_properties(data.decode("latin-1"), f"{archive.path}:{CATALOG}"),
-                         f"{archive.path}:{CATALOG}")
+    return parse_catalog(
+        parse_properties(data.decode("latin-1"), f"{archive.path}:{CATALOG}"), f"{archive.path}:{CATALOG}"
+    )
 
 
 def sh3d_to_model_frame(mesh: Mesh, entry: CatalogEntry) -> Mesh:

@@ -9,6 +9,7 @@ Frames, from ShapeNet's own README.txt files (quoted in mesh.py next to the cons
     v1: up +Y, front +X  -> mesh.SHAPENET_V1
     v2: up +Y, front -Z  -> mesh.SHAPENET_V2
 """
+
 from __future__ import annotations
 
 import os
@@ -21,21 +22,61 @@ from .mesh import SHAPENET_V1, SHAPENET_V2, Mesh, to_canonical
 
 # ShapeNetCore synsets (WordNet 3.0 offsets) -> taxonomy names. The first 13 are the 3D-R2N2 benchmark's.
 SYNSETS = {
-    "02691156": "airplane", "02828884": "bench", "02933112": "cabinet", "02958343": "car",
-    "03001627": "chair", "03211117": "display", "03636649": "lamp", "03691459": "loudspeaker",
-    "04090263": "rifle", "04256520": "sofa", "04379243": "table", "04401088": "telephone",
+    "02691156": "airplane",
+    "02828884": "bench",
+    "02933112": "cabinet",
+    "02958343": "car",
+    "03001627": "chair",
+    "03211117": "display",
+    "03636649": "lamp",
+    "03691459": "loudspeaker",
+    "04090263": "rifle",
+    "04256520": "sofa",
+    "04379243": "table",
+    "04401088": "telephone",
     "04530566": "watercraft",
     # the rest of ShapeNetCore's 55
-    "02747177": "trash bin", "02773838": "bag", "02801938": "basket", "02808440": "bathtub",
-    "02818832": "bed", "02843684": "birdhouse", "02871439": "bookshelf", "02876657": "bottle",
-    "02880940": "bowl", "02924116": "bus", "02942699": "camera", "02946921": "can", "02954340": "cap",
-    "02992529": "cellphone", "03046257": "clock", "03085013": "keyboard", "03207941": "dishwasher",
-    "03261776": "earphone", "03325088": "faucet", "03337140": "file cabinet", "03467517": "guitar",
-    "03513137": "helmet", "03593526": "jar", "03624134": "knife", "03642806": "laptop",
-    "03710193": "mailbox", "03759954": "microphone", "03761084": "microwave", "03790512": "motorbike",
-    "03797390": "mug", "03928116": "piano", "03938244": "pillow", "03948459": "pistol",
-    "03991062": "flowerpot", "04004475": "printer", "04074963": "remote", "04099429": "rocket",
-    "04225987": "skateboard", "04330267": "stove", "04460130": "tower", "04468005": "train",
+    "02747177": "trash bin",
+    "02773838": "bag",
+    "02801938": "basket",
+    "02808440": "bathtub",
+    "02818832": "bed",
+    "02843684": "birdhouse",
+    "02871439": "bookshelf",
+    "02876657": "bottle",
+    "02880940": "bowl",
+    "02924116": "bus",
+    "02942699": "camera",
+    "02946921": "can",
+    "02954340": "cap",
+    "02992529": "cellphone",
+    "03046257": "clock",
+    "03085013": "keyboard",
+    "03207941": "dishwasher",
+    "03261776": "earphone",
+    "03325088": "faucet",
+    "03337140": "file cabinet",
+    "03467517": "guitar",
+    "03513137": "helmet",
+    "03593526": "jar",
+    "03624134": "knife",
+    "03642806": "laptop",
+    "03710193": "mailbox",
+    "03759954": "microphone",
+    "03761084": "microwave",
+    "03790512": "motorbike",
+    "03797390": "mug",
+    "03928116": "piano",
+    "03938244": "pillow",
+    "03948459": "pistol",
+    "03991062": "flowerpot",
+    "04004475": "printer",
+    "04074963": "remote",
+    "04099429": "rocket",
+    "04225987": "skateboard",
+    "04330267": "stove",
+    "04460130": "tower",
+    "04468005": "train",
     "04554684": "washer",
 }
 R2N2_SYNSETS = list(SYNSETS)[:13]
@@ -68,8 +109,10 @@ def category_name(synset_or_name: str) -> str:
         return SYNSETS[synset_or_name]
     if synset_or_name in NAME_TO_SYNSET:
         return synset_or_name
-    raise VoxliftError(f"unknown category {synset_or_name!r} (use a ShapeNet name such as chair, table, "
-                       f"or a synset id such as 03001627)")
+    raise VoxliftError(
+        f"unknown category {synset_or_name!r} (use a ShapeNet name such as chair, table, "
+        f"or a synset id such as 03001627)"
+    )
 
 
 def _model_file(model_dir: Path) -> tuple[Path, int] | None:

@@ -10,6 +10,7 @@ spec is one of
 Order is deterministic (sorted paths, catalog order, generator index). Categories are ShapeNet taxonomy
 names (shapenet.SYNSETS); things that are no furniture class land in "other".
 """
+
 from __future__ import annotations
 
 import re
@@ -69,8 +70,10 @@ def normalize_categories(categories) -> set[str] | None:
         elif c in NAME_TO_SYNSET or c == "other":
             out.add(c)
         else:
-            raise VoxliftError(f"unknown category {c!r}: use ShapeNet names such as chair,table "
-                               f"(known: {', '.join(sorted(NAME_TO_SYNSET))}, other)")
+            raise VoxliftError(
+                f"unknown category {c!r}: use ShapeNet names such as chair,table "
+                f"(known: {', '.join(sorted(NAME_TO_SYNSET))}, other)"
+            )
     return out or None
 
 
@@ -88,8 +91,13 @@ def _iter_sh3f(path: Path) -> Iterator[ModelRecord]:
             local = f"{local}~{entry.index}"
         seen[local] = entry.index
         model_id = f"sh3f:{library}/{local}"
-        yield ModelRecord(model_id, taxonomy_category(entry.name, entry.category, entry.tags), "sh3f",
-                          entry.name, _guarded(model_id, lambda e=entry: load_entry(archive, e)))
+        yield ModelRecord(
+            model_id,
+            taxonomy_category(entry.name, entry.category, entry.tags),
+            "sh3f",
+            entry.name,
+            _guarded(model_id, lambda e=entry: load_entry(archive, e)),
+        )
 
 
 def _iter_obj_folder(root: Path) -> Iterator[ModelRecord]:
@@ -139,11 +147,17 @@ def _iter_spec(spec: str, limit: int | None) -> Iterator[ModelRecord]:
         raise VoxliftError(f"{spec}: not a mesh source (expected a .sh3f file, a folder or synthetic:N)")
     if is_shapenet(path):
         for m in iter_shapenet(path):
-            yield ModelRecord(m.id, m.category, f"shapenet-v{m.version}", m.model_id,
-                              _guarded(m.id, lambda m=m: load_shapenet(m)))
+            yield ModelRecord(
+                m.id,
+                m.category,
+                f"shapenet-v{m.version}",
+                m.model_id,
+                _guarded(m.id, lambda m=m: load_shapenet(m)),
+            )
         return
-    libraries = sorted(p for p in path.iterdir()
-                       if p.suffix.lower() == ".sh3f" and p.is_file() and p.name not in HELD_OUT)
+    libraries = sorted(
+        p for p in path.iterdir() if p.suffix.lower() == ".sh3f" and p.is_file() and p.name not in HELD_OUT
+    )
     if libraries:
         for lib in libraries:
             yield from _iter_sh3f(lib)
@@ -154,8 +168,9 @@ def _iter_spec(spec: str, limit: int | None) -> Iterator[ModelRecord]:
     raise VoxliftError(f"{spec}: no .sh3f libraries, ShapeNet models or .obj files in this folder")
 
 
-def iter_models(spec: str, categories: list[str] | None = None, limit: int | None = None
-                ) -> Iterator[ModelRecord]:
+def iter_models(
+    spec: str, categories: list[str] | None = None, limit: int | None = None
+) -> Iterator[ModelRecord]:
     """ModelRecords of one source, filtered by category (names or synset ids), at most `limit` of them."""
     wanted = normalize_categories(categories)
     if limit is not None and limit < 0:

@@ -8,6 +8,7 @@ longest side to 1; rods are as thin as 1.2 cm, i.e. about one voxel of a 32^3 gr
 Model k of seed s depends only on (s, k), never on how many models are asked for, so
 `synthetic:100:7` and `synthetic:10:7` share their first ten models (ids `synthetic:7/0` ...).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,10 +33,23 @@ class SyntheticModel:
 def box(lo, hi) -> Mesh:
     """Closed axis-aligned box between corners lo and hi, outward-facing triangles."""
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    v = np.array([[hi[0] if i & 1 else lo[0], hi[1] if i & 2 else lo[1], hi[2] if i & 4 else lo[2]]
-                  for i in range(8)])
-    f = [[0, 2, 1], [1, 2, 3], [4, 5, 6], [5, 7, 6], [0, 1, 4], [1, 5, 4],
-         [2, 6, 3], [3, 6, 7], [0, 4, 2], [2, 4, 6], [1, 3, 5], [3, 7, 5]]
+    v = np.array(
+        [[hi[0] if i & 1 else lo[0], hi[1] if i & 2 else lo[1], hi[2] if i & 4 else lo[2]] for i in range(8)]
+    )
+    f = [
+        [0, 2, 1],
+        [1, 2, 3],
+        [4, 5, 6],
+        [5, 7, 6],
+        [0, 1, 4],
+        [1, 5, 4],
+        [2, 6, 3],
+        [3, 6, 7],
+        [0, 4, 2],
+        [2, 4, 6],
+        [1, 3, 5],
+        [3, 7, 5],
+    ]
     return Mesh(v, f)
 
 
@@ -88,8 +102,10 @@ def _legs(rng, top_z, half_w, half_d, count, thick, round_legs, splay=0.0, circl
     else:  # 3 or 5 legs on a circle (round tops, stools)
         r = min(half_w, half_d) - inset
         a0 = rng.uniform(0, 2 * np.pi / count)
-        spots = [(r * np.cos(a0 + 2 * np.pi * i / count), r * np.sin(a0 + 2 * np.pi * i / count))
-                 for i in range(count)]
+        spots = [
+            (r * np.cos(a0 + 2 * np.pi * i / count), r * np.sin(a0 + 2 * np.pi * i / count))
+            for i in range(count)
+        ]
     parts = []
     for x, y in spots:
         foot = np.array([x * (1 + splay), y * (1 + splay), 0.0])
@@ -123,7 +139,9 @@ def _pedestal(rng, top_z, reach) -> list[Mesh]:
         parts.append(cylinder([0, 0, 0], [0, 0, 0.03], reach, 24))
     else:
         for sx, sy in ((1, 0), (0, 1)):
-            parts.append(centered_box([0, 0, 0.02], [2 * reach if sx else 0.05, 2 * reach if sy else 0.05, 0.04]))
+            parts.append(
+                centered_box([0, 0, 0.02], [2 * reach if sx else 0.05, 2 * reach if sy else 0.05, 0.04])
+            )
     return parts
 
 
@@ -166,15 +184,27 @@ def _chair(rng, kind: str) -> list[Mesh]:
         arm_w = _rod(rng, THIN, 0.06)
         for sx in (-1, 1):
             x = sx * (w / 2 - arm_w / 2)
-            parts.append(box([x - arm_w / 2, -d / 2, seat_z + arm_h - 0.03], [x + arm_w / 2, d / 2, seat_z + arm_h]))
-            parts.append(box([x - arm_w / 2, -d / 2, seat_z], [x + arm_w / 2, -d / 2 + arm_w, seat_z + arm_h]))
+            parts.append(
+                box([x - arm_w / 2, -d / 2, seat_z + arm_h - 0.03], [x + arm_w / 2, d / 2, seat_z + arm_h])
+            )
+            parts.append(
+                box([x - arm_w / 2, -d / 2, seat_z], [x + arm_w / 2, -d / 2 + arm_w, seat_z + arm_h])
+            )
     if kind == "swivel chair":
         parts += _star_base(rng, seat_z - seat_t, float(rng.uniform(0.25, 0.33)), int(rng.choice([4, 5, 5])))
     else:
         count = int(rng.choice([3, 4, 4, 4, 5])) if not round_seat else 4
         count = 4 if count != 4 and kind != "chair" else count
-        parts += _legs(rng, seat_z - seat_t, w / 2, d / 2, count, _rod(rng), rng.random() < 0.5,
-                       splay=float(rng.choice([0.0, 0.0, 0.15])))
+        parts += _legs(
+            rng,
+            seat_z - seat_t,
+            w / 2,
+            d / 2,
+            count,
+            _rod(rng),
+            rng.random() < 0.5,
+            splay=float(rng.choice([0.0, 0.0, 0.15])),
+        )
     return parts
 
 
@@ -254,8 +284,15 @@ def _table(rng, kind: str) -> list[Mesh]:
         parts += _legs(rng, top_z - t, half_w, half_d, count, thick, rng.random() < 0.5)
         if count == 4 and rng.random() < 0.4:  # apron under the top
             a = 0.06
-            parts.append(box([-half_w + 0.02, -half_d + 0.02, top_z - t - a], [half_w - 0.02, -half_d + 0.04, top_z - t]))
-            parts.append(box([-half_w + 0.02, half_d - 0.04, top_z - t - a], [half_w - 0.02, half_d - 0.02, top_z - t]))
+            parts.append(
+                box(
+                    [-half_w + 0.02, -half_d + 0.02, top_z - t - a],
+                    [half_w - 0.02, -half_d + 0.04, top_z - t],
+                )
+            )
+            parts.append(
+                box([-half_w + 0.02, half_d - 0.04, top_z - t - a], [half_w - 0.02, half_d - 0.02, top_z - t])
+            )
         if count == 4 and rng.random() < 0.2:  # a lower shelf, reaching the legs' centres
             sw, sd = half_w - thick / 2 - 0.01, half_d - thick / 2 - 0.01
             parts.append(box([-sw, -sd, 0.12], [sw, sd, 0.14]))
@@ -264,10 +301,16 @@ def _table(rng, kind: str) -> list[Mesh]:
 
 # kind -> (category, weight): mostly chairs and tables (the demo's classes), a few benches for variety.
 KINDS = {
-    "chair": ("chair", 4), "armchair": ("chair", 2), "high-back chair": ("chair", 2),
-    "swivel chair": ("chair", 2), "stool": ("chair", 2),
-    "rectangular table": ("table", 3), "square table": ("table", 2), "round table": ("table", 2),
-    "pedestal table": ("table", 2), "bench": ("bench", 1),
+    "chair": ("chair", 4),
+    "armchair": ("chair", 2),
+    "high-back chair": ("chair", 2),
+    "swivel chair": ("chair", 2),
+    "stool": ("chair", 2),
+    "rectangular table": ("table", 3),
+    "square table": ("table", 2),
+    "round table": ("table", 2),
+    "pedestal table": ("table", 2),
+    "bench": ("bench", 1),
 }
 
 

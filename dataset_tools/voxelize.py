@@ -31,6 +31,7 @@ Ties: a face lying exactly on a grid plane marks the voxel on its inner side (th
 1e-7 of a voxel towards the grid centre), so an axis-aligned box whose faces lie on grid planes gets
 exactly the voxels it contains, and the faces of a model that fills [-0.5, 0.5] are not clipped away.
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,8 +51,9 @@ _SHRINK = 1e-7  # of a voxel, towards the grid centre: the tie rule above
 _RAY_JITTER = np.array([1.4142135e-6, 1.7320508e-6, 2.2360679e-6])
 
 
-def voxelize(vertices: np.ndarray, faces: np.ndarray, resolution: int = 32, *, fill: bool = True,
-             parity: bool = True) -> np.ndarray:
+def voxelize(
+    vertices: np.ndarray, faces: np.ndarray, resolution: int = 32, *, fill: bool = True, parity: bool = True
+) -> np.ndarray:
     """bool [R, R, R] occupancy of a triangle mesh already in the unit cube (see the module docstring).
 
     fill=False returns the surface voxels only; parity=False leaves the interior to the flood fill alone.
@@ -117,12 +119,20 @@ def surface_voxels(tri: np.ndarray, r: int) -> np.ndarray:
     # The 9 separating axes edge_k x unit_axis. On them a voxel centre c projects to c x edge_k (one
     # component per unit axis), the triangle to [pmin, pmax] and the voxel to +-rad: the test is
     # pmin - rad <= c x e <= pmax + rad on all 9 axes, and likewise on the normal.
-    proj = np.stack([np.cross(t[:, v, None, :], e).reshape(-1, 9) for v in range(3)], axis=2)  # [T, 9, 3 corners]
+    proj = np.stack(
+        [np.cross(t[:, v, None, :], e).reshape(-1, 9) for v in range(3)], axis=2
+    )  # [T, 9, 3 corners]
     rad = 0.5 * np.concatenate([np.abs(e[:, k, [1, 0, 0]]) + np.abs(e[:, k, [2, 2, 1]]) for k in range(3)], 1)
     nd = np.einsum("tj,tj->t", normal, t[:, 0])
     nrad = 0.5 * np.abs(normal).sum(1)
-    tri_info = {"e": e, "lo9": proj.min(axis=2) - rad, "hi9": proj.max(axis=2) + rad, "normal": normal,
-                "nlo": nd - nrad, "nhi": nd + nrad}
+    tri_info = {
+        "e": e,
+        "lo9": proj.min(axis=2) - rad,
+        "hi9": proj.max(axis=2) + rad,
+        "normal": normal,
+        "nlo": nd - nrad,
+        "nhi": nd + nrad,
+    }
     # Dominant axis w of each normal; the plane over column (u, v) is at w = c0 - au * u - av * v.
     w = np.argmax(np.abs(normal), axis=1)
     u, v = (w + 1) % 3, (w + 2) % 3
@@ -230,7 +240,17 @@ def _spread_along(empty: np.ndarray, reached: np.ndarray, axis: int) -> np.ndarr
 def _directions() -> list[tuple[int, int, int]]:
     """The 9 lattice lines through a voxel along the axes and the face diagonals (18 rays). The 4 body
     diagonals would add 8 rays for about 60% more time and barely change the vote."""
-    return [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, -1, 0), (1, 0, 1), (1, 0, -1), (0, 1, 1), (0, 1, -1)]
+    return [
+        (1, 0, 0),
+        (0, 1, 0),
+        (0, 0, 1),
+        (1, 1, 0),
+        (1, -1, 0),
+        (1, 0, 1),
+        (1, 0, -1),
+        (0, 1, 1),
+        (0, 1, -1),
+    ]
 
 
 DIRECTIONS = _directions()
@@ -247,7 +267,7 @@ def parity_votes(tri: np.ndarray, r: int) -> np.ndarray:
     q = tri - 0.5  # voxel centres at integer coordinates
     d_count = len(lat.inv)
     # Corners in each direction's coordinates: [D * T, 3 corners, 3], direction-major (one BLAS product).
-    p = (q.reshape(-1, 3) @ lat.inv.astype(np.float64).transpose(2, 0, 1).reshape(3, -1))
+    p = q.reshape(-1, 3) @ lat.inv.astype(np.float64).transpose(2, 0, 1).reshape(3, -1)
     p = p.reshape(len(q), 3, d_count, 3).transpose(2, 0, 1, 3).reshape(-1, 3, 3)
     direction = np.repeat(np.arange(d_count), len(q))
     flat = np.concatenate([np.zeros(0, np.int64), *_crossing_slots(p, direction, lat)])
@@ -290,7 +310,7 @@ class _Lattices:
             offset += int(shape[0] * shape[1] * (shape[2] + 1))
         self.inv, self.lo, self.shape = np.array(invs), np.array(los), np.array(shapes)
         self.offset, self.size = np.array(offsets), offset
-        dtype = np.int32 if offset < 2 ** 31 else np.int64
+        dtype = np.int32 if offset < 2**31 else np.int64
         self.at, self.first, self.last = (np.concatenate(x).astype(dtype) for x in (at, first, last))
 
 
@@ -332,10 +352,19 @@ def _crossing_slots(p: np.ndarray, direction: np.ndarray, lat: _Lattices):
     lo, shape = lat.lo[direction], lat.shape[direction]
     a0, a1, a2 = (p[:, v, 0] - _RAY_JITTER[0] for v in range(3))  # elementwise: reductions over 3 are slow
     rlo = np.maximum(np.ceil(np.minimum(np.minimum(a0, a1), a2)), lo[:, 0]).astype(np.int64)
-    rhi = np.minimum(np.floor(np.maximum(np.maximum(a0, a1), a2)), lo[:, 0] + shape[:, 0] - 1).astype(np.int64)
+    rhi = np.minimum(np.floor(np.maximum(np.maximum(a0, a1), a2)), lo[:, 0] + shape[:, 0] - 1).astype(
+        np.int64
+    )
     n_rows = rhi - rlo + 1
     keep = np.flatnonzero(n_rows > 0)
-    p, direction, rlo, n_rows, lo, shape = p[keep], direction[keep], rlo[keep], n_rows[keep], lo[keep], shape[keep]
+    p, direction, rlo, n_rows, lo, shape = (
+        p[keep],
+        direction[keep],
+        rlo[keep],
+        n_rows[keep],
+        lo[keep],
+        shape[keep],
+    )
     ab = p[:, :, :2] - _RAY_JITTER[:2]  # moving the triangles is moving the rays the other way
     g = p[:, :, 2]
     # Plane of each triangle: gamma = g0 + ga * alpha + gb * beta (skip triangles parallel to the rays).
@@ -355,7 +384,9 @@ def _crossing_slots(p: np.ndarray, direction: np.ndarray, lat: _Lattices):
         stop = max(start + 1, int(np.searchsorted(ends, base + _CHUNK // 4, side="right")))
         tri, rank = _expand(n_rows[start:stop])
         tri += start
-        yield _scan_rows(tri, rlo[tri] + rank, ab, g0, ga, gb, lat.offset[direction[tri]], lo[tri], shape[tri])
+        yield _scan_rows(
+            tri, rlo[tri] + rank, ab, g0, ga, gb, lat.offset[direction[tri]], lo[tri], shape[tri]
+        )
         start = stop
 
 
@@ -383,4 +414,8 @@ def _scan_rows(tri, alpha_i, ab, g0, ga, gb, offset, lo, shape) -> np.ndarray:
     # A crossing at depth d lies below the centres gamma > d, i.e. from gamma = floor(d) + 1 upwards;
     # slot Ng collects crossings beyond every centre.
     slot = np.clip(np.floor(depth) + 1 - lo[:, 2], 0, shape[:, 2]).astype(np.int64)
-    return offset[row] + ((alpha_i[row] - lo[:, 0]) * shape[:, 1] + (beta_i - lo[:, 1])) * (shape[:, 2] + 1) + slot
+    return (
+        offset[row]
+        + ((alpha_i[row] - lo[:, 0]) * shape[:, 1] + (beta_i - lo[:, 1])) * (shape[:, 2] + 1)
+        + slot
+    )

@@ -14,6 +14,7 @@ run_in_blender returns the CompletedProcess (text stdout/stderr) and fails the t
 script exits non-zero (pass check=False to inspect failures yourself). Print JSON from SCRIPT to hand
 results back to the test.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,9 @@ def build_zip() -> Path:
     """dist/voxlift-*.zip, built by build.py once per session (it always reflects the working tree)."""
     global _zip
     if _zip is None:
-        out = subprocess.run([sys.executable, str(ROOT / "build.py"), "zip"], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "build.py"), "zip"], capture_output=True, text=True, check=True
+        )
         _zip = Path(out.stdout.strip().splitlines()[-1])
     return _zip
 
@@ -48,23 +50,46 @@ def build_zip() -> Path:
 def blender_env(home: Path) -> dict:
     """Environment whose Blender user folders (config, scripts, extensions) all live under `home`."""
     home.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, HOME=str(home), PYTHONUNBUFFERED="1",
-               BLENDER_USER_RESOURCES=str(home / "blender"), BLENDER_USER_CONFIG=str(home / "blender/config"),
-               BLENDER_USER_SCRIPTS=str(home / "blender/scripts"),
-               BLENDER_USER_EXTENSIONS=str(home / "blender/extensions"),
-               BLENDER_USER_DATAFILES=str(home / "blender/datafiles"))
+    env = dict(
+        os.environ,
+        HOME=str(home),
+        PYTHONUNBUFFERED="1",
+        BLENDER_USER_RESOURCES=str(home / "blender"),
+        BLENDER_USER_CONFIG=str(home / "blender/config"),
+        BLENDER_USER_SCRIPTS=str(home / "blender/scripts"),
+        BLENDER_USER_EXTENSIONS=str(home / "blender/extensions"),
+        BLENDER_USER_DATAFILES=str(home / "blender/datafiles"),
+    )
     env.pop("PYTHONPATH", None)
     return env
 
 
-def run_in_blender(script: str, tmp_path: Path, *, install: bool = True, timeout: float = 300,
-                   check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    code = (PRELUDE.format(zip=str(build_zip())) if install else "import sys, bpy\n") + textwrap.dedent(script)
-    res = subprocess.run([sys.executable, "-c", code], env=blender_env(Path(tmp_path) / "blender-home"),
-                         cwd=str(cwd or tmp_path), check=False, capture_output=True, text=True, timeout=timeout)
+def run_in_blender(
+    script: str,
+    tmp_path: Path,
+    *,
+    install: bool = True,
+    timeout: float = 300,
+    check: bool = True,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
+    code = (PRELUDE.format(zip=str(build_zip())) if install else "import sys, bpy\n") + textwrap.dedent(
+        script
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        env=blender_env(Path(tmp_path) / "blender-home"),
+        cwd=str(cwd or tmp_path),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and res.returncode != 0:
-        raise AssertionError(f"Blender script failed (exit {res.returncode})\n--- stdout\n{res.stdout[-4000:]}"
-                             f"\n--- stderr\n{res.stderr[-4000:]}")
+        raise AssertionError(
+            f"Blender script failed (exit {res.returncode})\n--- stdout\n{res.stdout[-4000:]}"
+            f"\n--- stderr\n{res.stderr[-4000:]}"
+        )
     return res
 
 

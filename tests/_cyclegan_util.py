@@ -4,11 +4,13 @@ Chairs are a seat, four legs and a back; tables a top and four legs, wider and l
 filled voxel by voxel; the images are the occupied voxels splatted through the dataset's own world_to_pixel
 matrices with a z-buffer, brighter when nearer, so images and grids line up as in a rendered dataset.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
 from voxlift.dataset_tools.camera import View, camera_matrix_world, world_to_pixel
 from voxlift.dataset_tools.dataset import DatasetWriter
 
@@ -29,12 +31,14 @@ def _boxes(category: str, rng: np.random.Generator) -> list[tuple[np.ndarray, np
     if category == "chair":
         w, d = rng.uniform(0.5, 0.75), rng.uniform(0.5, 0.75)
         seat_z, seat_t = rng.uniform(-0.1, 0.05), rng.uniform(0.08, 0.14)
-        boxes = [((-w / 2, -d / 2, seat_z), (w / 2, d / 2, seat_z + seat_t)),         # seat
-                 ((-w / 2, d / 2 - 0.12, seat_z), (w / 2, d / 2, 0.5))]               # back, at +Y
+        boxes = [
+            ((-w / 2, -d / 2, seat_z), (w / 2, d / 2, seat_z + seat_t)),  # seat
+            ((-w / 2, d / 2 - 0.12, seat_z), (w / 2, d / 2, 0.5)),
+        ]  # back, at +Y
     else:
         w, d = rng.uniform(0.8, 1.0), rng.uniform(0.6, 0.95)
         seat_z, seat_t = rng.uniform(0.0, 0.25), rng.uniform(0.08, 0.14)
-        boxes = [((-w / 2, -d / 2, seat_z), (w / 2, d / 2, seat_z + seat_t))]          # top
+        boxes = [((-w / 2, -d / 2, seat_z), (w / 2, d / 2, seat_z + seat_t))]  # top
     for sx in (-1, 1):
         for sy in (-1, 1):
             x0 = w / 2 - leg if sx > 0 else -w / 2
@@ -74,18 +78,32 @@ def splat(grid: np.ndarray, view: View, image_size: int, sub: int = 3) -> tuple[
     return image, (seen * 255).astype(np.uint8)
 
 
-def make_dataset(path: str | Path, n_per_category: int = 24, image_size: int = 32, resolution: int = 16,
-                 views: int = 2, seed: int = 0) -> Path:
+def make_dataset(
+    path: str | Path,
+    n_per_category: int = 24,
+    image_size: int = 32,
+    resolution: int = 16,
+    views: int = 2,
+    seed: int = 0,
+) -> Path:
     """A dataset of n chairs and n tables (splits by hash of the id, as in every dataset)."""
     rng = np.random.default_rng(seed)
     vs = make_views(image_size, views)
     path = Path(path)
-    with DatasetWriter(path, image_size=image_size, views_per_model=views, resolution=resolution,
-                       views=vs) as w:
+    with DatasetWriter(
+        path, image_size=image_size, views_per_model=views, resolution=resolution, views=vs
+    ) as w:
         for i in range(n_per_category):
             for cat in ("chair", "table"):
                 grid = voxelize_boxes(_boxes(cat, rng), resolution)
                 ims, als = zip(*(splat(grid, v, image_size) for v in vs))
-                w.append(id=f"{cat}-{seed}-{i:04d}", category=cat, source="synthetic", images=np.stack(ims),
-                         alpha=np.stack(als), voxels=grid, durable=False)
+                w.append(
+                    id=f"{cat}-{seed}-{i:04d}",
+                    category=cat,
+                    source="synthetic",
+                    images=np.stack(ims),
+                    alpha=np.stack(als),
+                    voxels=grid,
+                    durable=False,
+                )
     return path

@@ -9,6 +9,7 @@ anything else (another exception type, a hang, MemoryError) is a bug. `check(tar
 the contract and returns "ok" or "rejected"; it lets other exceptions through so the test or the fuzz
 script reports them.
 """
+
 from __future__ import annotations
 
 import io
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from voxlift.dataset_tools.errors import VoxliftError
 
 # Small enough for CI; the fuzz script goes far beyond this.
@@ -37,6 +39,7 @@ class Hang(Exception):
 @contextmanager
 def time_limit(seconds: float):
     """Raise Hang in the main thread if the block runs longer than `seconds` (SIGALRM)."""
+
     def on_alarm(signum, frame):
         raise Hang(f"still running after {seconds} s")
 
@@ -50,8 +53,20 @@ def time_limit(seconds: float):
 
 
 # ---------------------------------------------------------------------------------------------- mutations
-MAGIC_NUMBERS = [b"0", b"-1", b"1e308", b"-1e308", b"nan", b"inf", b"4294967295", b"2147483648",
-                 b"1000000000", b"99999999999999999999", b"-0", b"1e-320"]
+MAGIC_NUMBERS = [
+    b"0",
+    b"-1",
+    b"1e308",
+    b"-1e308",
+    b"nan",
+    b"inf",
+    b"4294967295",
+    b"2147483648",
+    b"1000000000",
+    b"99999999999999999999",
+    b"-0",
+    b"1e-320",
+]
 
 
 def mutate(data: bytes, rng: random.Random, rounds: int | None = None) -> bytes:
@@ -70,14 +85,14 @@ def mutate(data: bytes, rng: random.Random, rounds: int | None = None) -> bytes:
         elif op == 1:
             buf[i] = rng.choice([0, 255, 10, 13, 32, 47, 45, 92, rng.randrange(256)])
         elif op == 2:
-            del buf[i:i + rng.randint(1, 16)]
+            del buf[i : i + rng.randint(1, 16)]
         elif op == 3:
             buf[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
         elif op == 4:
             j = rng.randrange(n)
-            buf[i:i] = buf[j:j + rng.randint(1, 64)]
+            buf[i:i] = buf[j : j + rng.randint(1, 64)]
         elif op == 5:
-            del buf[rng.randrange(n):]
+            del buf[rng.randrange(n) :]
         elif op == 6:  # replace a run of digits by an extreme number
             digits = [k for k in range(n) if 48 <= buf[k] <= 57]
             if digits:
@@ -88,7 +103,7 @@ def mutate(data: bytes, rng: random.Random, rounds: int | None = None) -> bytes:
                 buf[k:e] = rng.choice(MAGIC_NUMBERS)
         elif op == 7:  # overwrite 4 bytes with an extreme big-endian or little-endian integer
             value = rng.choice([0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 0x10000, rng.randrange(1 << 32)])
-            buf[i:i + 4] = struct.pack(rng.choice([">I", "<I"]), value)
+            buf[i : i + 4] = struct.pack(rng.choice([">I", "<I"]), value)
         else:
             j = rng.randrange(n)
             a, b = sorted((i, j))
@@ -100,18 +115,27 @@ def mutate(data: bytes, rng: random.Random, rounds: int | None = None) -> bytes:
 def obj_seeds() -> list[bytes]:
     cube_v = "".join(f"v {x} {y} {z}\n" for x in (0, 1) for y in (0, 1) for z in (0, 1))
     quads = "f 1 2 4 3\nf 5 7 8 6\nf 1 5 6 2\nf 3 4 8 7\nf 1 3 7 5\nf 2 6 8 4\n"
-    full = ("mtllib chair.mtl\no part\n" + cube_v + "vt 0 0\nvt 1 0\nvt 1 1\nvn 0 0 1\nusemtl wood\n"
-            "f 1/1/1 2/2/1 4/3/1\nf -8//1 -7//1 -5//1\nf 1/1 3/2 7/3 5/1\n")
-    return [b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", (cube_v + quads).encode(),
-            full.replace("\n", "\r\n").encode(), (cube_v + "f 1 2 3 4 5 6 7 8\n" + "l 1 2\n").encode()]
+    full = (
+        "mtllib chair.mtl\no part\n" + cube_v + "vt 0 0\nvt 1 0\nvt 1 1\nvn 0 0 1\nusemtl wood\n"
+        "f 1/1/1 2/2/1 4/3/1\nf -8//1 -7//1 -5//1\nf 1/1 3/2 7/3 5/1\n"
+    )
+    return [
+        b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n",
+        (cube_v + quads).encode(),
+        full.replace("\n", "\r\n").encode(),
+        (cube_v + "f 1 2 3 4 5 6 7 8\n" + "l 1 2\n").encode(),
+    ]
 
 
 def binvox_seeds() -> list[bytes]:
     from voxlift.dataset_tools.binvox import encode_binvox
 
     rng = np.random.default_rng(0)
-    return [encode_binvox(rng.random((8, 8, 8)) < 0.3), encode_binvox(np.zeros((4, 4, 4), bool)),
-            encode_binvox(rng.random((32, 32, 32)) < 0.1, translate=(0.1, -0.2, 0.3), scale=0.9)]
+    return [
+        encode_binvox(rng.random((8, 8, 8)) < 0.3),
+        encode_binvox(np.zeros((4, 4, 4), bool)),
+        encode_binvox(rng.random((32, 32, 32)) < 0.1, translate=(0.1, -0.2, 0.3), scale=0.9),
+    ]
 
 
 CATALOG_TEXT = (
@@ -119,7 +143,8 @@ CATALOG_TEXT = (
     "id#1=eTeks#chair\nname#1=Wooden chair\ncategory#1=Kitchen\nmodel#1=/chair.obj\n"
     "width#1=42\ndepth#1=47\nheight#1=90\nmodelRotation#1=1 0 0 0 1 0 0 0 1\ncreator#1=me\n"
     "id#2=eTeks#table\nname#2=Round \\\n  table\ncategory#2=Kitchen\nmodel#2=table.obj\n"
-    "width#2=100\ndepth#2=100\nheight#2=74\nmodelRotation#2=0 0 1 0 1 0 -1 0 0\ntags#2=caf\\u00e9\n")
+    "width#2=100\ndepth#2=100\nheight#2=74\nmodelRotation#2=0 0 1 0 1 0 -1 0 0\ntags#2=caf\\u00e9\n"
+)
 
 
 def properties_seeds() -> list[bytes]:
@@ -136,15 +161,21 @@ def make_zip(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> byt
 
 def sh3f_seeds() -> list[bytes]:
     cube = obj_seeds()[1]
-    entries = {"PluginFurnitureCatalog.properties": CATALOG_TEXT.encode("latin-1"), "chair.obj": cube,
-               "table.obj": obj_seeds()[0], "chair.mtl": b"newmtl wood\nKd 1 0 0\nmap_Kd ../../etc/passwd\n"}
+    entries = {
+        "PluginFurnitureCatalog.properties": CATALOG_TEXT.encode("latin-1"),
+        "chair.obj": cube,
+        "table.obj": obj_seeds()[0],
+        "chair.mtl": b"newmtl wood\nKd 1 0 0\nmap_Kd ../../etc/passwd\n",
+    }
     return [make_zip(entries), make_zip(entries, zipfile.ZIP_STORED)]
 
 
 def metadata_seeds() -> list[bytes]:
     rng = random.Random(1)
-    lines = [f"{rng.uniform(0, 360):.6f} {rng.uniform(25, 30):.6f} 0 {rng.uniform(0.65, 0.9):.6f} 25"
-             for _ in range(24)]
+    lines = [
+        f"{rng.uniform(0, 360):.6f} {rng.uniform(25, 30):.6f} 0 {rng.uniform(0.65, 0.9):.6f} 25"
+        for _ in range(24)
+    ]
     return ["\n".join(lines).encode() + b"\n"]
 
 
@@ -152,14 +183,22 @@ def manifest_seeds() -> list[bytes]:
     from voxlift.dataset_tools.camera import fixed_views
     from voxlift.dataset_tools.dataset import voxel_to_world
 
-    manifest = {"format": "voxlift-dataset", "version": 1, "image_size": 8, "views_per_model": 2,
-                "resolution": 4, "voxel_to_world": voxel_to_world(4).tolist(),
-                "views": [v.to_json() for v in fixed_views(2, size=8)]}
+    manifest = {
+        "format": "voxlift-dataset",
+        "version": 1,
+        "image_size": 8,
+        "views_per_model": 2,
+        "resolution": 4,
+        "voxel_to_world": voxel_to_world(4).tolist(),
+        "views": [v.to_json() for v in fixed_views(2, size=8)],
+    }
     return [json.dumps(manifest, indent=1).encode(), json.dumps({**manifest, "views": None}).encode()]
 
 
-MODELS_JSONL = (b'{"id":"a","category":"chair","source":"synthetic","split":"train"}\n'
-                b'{"id":"b","category":"table","source":"synthetic","split":"val","extra":[1,2]}\n')
+MODELS_JSONL = (
+    b'{"id":"a","category":"chair","source":"synthetic","split":"train"}\n'
+    b'{"id":"b","category":"table","source":"synthetic","split":"val","extra":[1,2]}\n'
+)
 
 
 def models_seeds() -> list[bytes]:
@@ -169,12 +208,15 @@ def models_seeds() -> list[bytes]:
 def png_seeds() -> list[bytes]:
     """Gray, RGB, RGBA; and from Pillow: palette (+tRNS), 16-bit, 1-bit, interlaced, gray+alpha."""
     from PIL import Image
+
     from voxlift.dataset_tools.png import encode_png
 
     rng = np.random.default_rng(0)
-    seeds = [encode_png(rng.integers(0, 256, (5, 7), dtype=np.uint8)),
-             encode_png(rng.integers(0, 256, (9, 4, 3), dtype=np.uint8)),
-             encode_png(rng.integers(0, 256, (3, 3, 4), dtype=np.uint8))]
+    seeds = [
+        encode_png(rng.integers(0, 256, (5, 7), dtype=np.uint8)),
+        encode_png(rng.integers(0, 256, (9, 4, 3), dtype=np.uint8)),
+        encode_png(rng.integers(0, 256, (3, 3, 4), dtype=np.uint8)),
+    ]
 
     def pil(im, **kw) -> bytes:
         out = io.BytesIO()
@@ -199,13 +241,24 @@ def _interlaced(rng) -> bytes:
     w, h = 10, 9
     img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     raw = b""
-    for x0, y0, dx, dy in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
-                           (0, 1, 1, 2)]:
+    for x0, y0, dx, dy in [
+        (0, 0, 8, 8),
+        (4, 0, 8, 8),
+        (0, 4, 4, 8),
+        (2, 0, 4, 4),
+        (0, 2, 2, 4),
+        (1, 0, 2, 2),
+        (0, 1, 1, 2),
+    ]:
         sub = img[y0::dy, x0::dx]
         for row in sub:  # filter 0 on each row keeps this writer simple; the mutations change filter bytes
             raw += b"\x00" + row.tobytes()
-    return (SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1))
-            + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+    return (
+        SIGNATURE
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1))
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def image_seeds() -> list[bytes]:
@@ -220,9 +273,15 @@ def image_seeds() -> list[bytes]:
         return out.getvalue()
 
     rgb = Image.fromarray(rng.integers(0, 256, (17, 23, 3), dtype=np.uint8))
-    return [save(rgb, "JPEG"), save(rgb.convert("L"), "JPEG"), save(rgb.convert("CMYK"), "JPEG"),
-            save(rgb, "JPEG", progressive=True), save(rgb.quantize(9), "GIF"), save(rgb, "BMP"),
-            save(Image.fromarray(rng.integers(0, 65536, (9, 12), dtype=np.uint16)), "TIFF")]
+    return [
+        save(rgb, "JPEG"),
+        save(rgb.convert("L"), "JPEG"),
+        save(rgb.convert("CMYK"), "JPEG"),
+        save(rgb, "JPEG", progressive=True),
+        save(rgb.quantize(9), "GIF"),
+        save(rgb, "BMP"),
+        save(Image.fromarray(rng.integers(0, 65536, (9, 12), dtype=np.uint16)), "TIFF"),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- parsers
@@ -288,8 +347,12 @@ def _dataset_folder(tmp: Path, manifest: bytes, models: bytes) -> Path:
     (root / "manifest.json").write_bytes(manifest)
     (root / "models.jsonl").write_bytes(models)
     # Arrays for up to 4 models of the seed sizes; a manifest claiming more must be refused as truncated.
-    for name, size in (("images.u8", 4 * 2 * 64), ("alpha.u8", 4 * 2 * 64), ("voxels.u8", 4 * 64),
-                       ("cameras.f64", 4 * 2 * 16 * 8)):
+    for name, size in (
+        ("images.u8", 4 * 2 * 64),
+        ("alpha.u8", 4 * 2 * 64),
+        ("voxels.u8", 4 * 64),
+        ("cameras.f64", 4 * 2 * 16 * 8),
+    ):
         (root / name).write_bytes(b"\1" * size)
     return root
 
@@ -325,8 +388,9 @@ def parse_skipped_target(data: bytes, tmp: Path) -> None:
     views = json.loads(manifest_seeds()[0])["views"]
     from voxlift.dataset_tools.camera import View
 
-    with DatasetWriter(root, image_size=8, views_per_model=2, resolution=4,
-                       views=[View.from_json(v) for v in views]) as writer:
+    with DatasetWriter(
+        root, image_size=8, views_per_model=2, resolution=4, views=[View.from_json(v) for v in views]
+    ) as writer:
         writer.skip("new-model", "fuzz", "a reason")
         assert all(isinstance(i, str) for i in writer.skipped_ids)
 
@@ -343,11 +407,11 @@ def fix_crcs(data: bytes) -> bytes:
     """Recompute every chunk CRC a mutation broke, so mutated PNGs get past the CRC check to the decoder."""
     out, pos = bytearray(data[:8]), 8
     while pos + 12 <= len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
         if pos + 12 + length > len(data):
             break
-        body = data[pos + 4:pos + 8 + length]
-        out += data[pos:pos + 8 + length] + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+        body = data[pos + 4 : pos + 8 + length]
+        out += data[pos : pos + 8 + length] + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
         pos += 12 + length
     return bytes(out + data[pos:])
 
@@ -389,21 +453,27 @@ class Target:
     parse: Callable[[bytes, Path], None]
 
 
-TARGETS = {t.name: t for t in [
-    Target("obj", obj_seeds, parse_obj_target),
-    Target("binvox", binvox_seeds, parse_binvox_target),
-    Target("properties", properties_seeds, parse_properties_target),
-    Target("sh3f", sh3f_seeds, parse_sh3f_target),
-    Target("metadata", metadata_seeds, parse_metadata_target),
-    Target("manifest", manifest_seeds, parse_manifest_target),
-    Target("models", models_seeds, parse_models_target),
-    Target("skipped", lambda: [b'{"id":"x","source":"obj","reason":"no faces"}\n', b'{"id":"y"}\n[1]\n'],
-           parse_skipped_target),
-    Target("png", png_seeds, parse_png_target),
-    Target("png-chunks", png_seeds, parse_png_chunks_target),
-    Target("image", image_seeds, parse_image_target),
-    Target("npy", npy_seeds, parse_npy_target),
-]}
+TARGETS = {
+    t.name: t
+    for t in [
+        Target("obj", obj_seeds, parse_obj_target),
+        Target("binvox", binvox_seeds, parse_binvox_target),
+        Target("properties", properties_seeds, parse_properties_target),
+        Target("sh3f", sh3f_seeds, parse_sh3f_target),
+        Target("metadata", metadata_seeds, parse_metadata_target),
+        Target("manifest", manifest_seeds, parse_manifest_target),
+        Target("models", models_seeds, parse_models_target),
+        Target(
+            "skipped",
+            lambda: [b'{"id":"x","source":"obj","reason":"no faces"}\n', b'{"id":"y"}\n[1]\n'],
+            parse_skipped_target,
+        ),
+        Target("png", png_seeds, parse_png_target),
+        Target("png-chunks", png_seeds, parse_png_chunks_target),
+        Target("image", image_seeds, parse_image_target),
+        Target("npy", npy_seeds, parse_npy_target),
+    ]
+}
 
 
 def check(target: Target, data: bytes, tmp: Path, seconds: float = HANG_SECONDS) -> str:
@@ -416,7 +486,6 @@ def check(target: Target, data: bytes, tmp: Path, seconds: float = HANG_SECONDS)
             assert str(exc).strip() and "\n" not in str(exc).strip(), f"error is not one line: {exc!r}"
             return "rejected"
     return "ok"
-
 
 
 # ---------------------------------------------------------------------------------------------- full disk
@@ -438,8 +507,15 @@ class SmallDisk:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_limit, self.file_limit))
 
-        return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300,
-                              preexec_fn=None if self.mounted else limit, **kw)
+        return subprocess.run(
+            cmd,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            preexec_fn=None if self.mounted else limit,
+            **kw,
+        )
 
 
 @contextmanager
@@ -450,12 +526,23 @@ def small_disk(path: Path, size: int, file_limit: int | None = None):
     import subprocess
 
     path.mkdir(parents=True, exist_ok=True)
-    mounted = not os.environ.get("VOXLIFT_TEST_NO_MOUNT") and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=False,
-        capture_output=True).returncode == 0
+    mounted = (
+        not os.environ.get("VOXLIFT_TEST_NO_MOUNT")
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+            check=False,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     try:
-        yield SmallDisk(path, size, mounted, "No space left on device" if mounted else "File too large",
-                        file_limit or size)
+        yield SmallDisk(
+            path,
+            size,
+            mounted,
+            "No space left on device" if mounted else "File too large",
+            file_limit or size,
+        )
     finally:
         if mounted and subprocess.run(["umount", str(path)], check=False, capture_output=True).returncode:
             subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)

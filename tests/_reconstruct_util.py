@@ -99,6 +99,7 @@ def python_without_torch(tmp_path_factory) -> str:
 def other_kind_checkpoint(folder: Path) -> Path:
     """A valid voxlift checkpoint of a model kind that does not predict grids from images."""
     import torch
+
     from voxlift.backend.checkpoint import save_checkpoint
 
     path = Path(folder) / "other-kind.safetensors"

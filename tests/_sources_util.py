@@ -1,5 +1,6 @@
 """Helpers for the sources engineer's tests: a reference PNG encoder for every colour type, tiny chairs
 written as OBJ in a source's own frame, and small .sh3f zips."""
+
 from __future__ import annotations
 
 import struct
@@ -33,8 +34,8 @@ def _filter(rows: np.ndarray, bpp: int, ftype: int) -> bytes:
     out = bytearray()
     prior = np.zeros(rows.shape[1], np.int64)
     for row in rows.astype(np.int64):
-        left = np.concatenate([np.zeros(bpp, np.int64), row[:-bpp]])[:len(row)]
-        upleft = np.concatenate([np.zeros(bpp, np.int64), prior[:-bpp]])[:len(row)]
+        left = np.concatenate([np.zeros(bpp, np.int64), row[:-bpp]])[: len(row)]
+        upleft = np.concatenate([np.zeros(bpp, np.int64), prior[:-bpp]])[: len(row)]
         if ftype == 0:
             pred = np.zeros_like(row)
         elif ftype == 1:
@@ -53,9 +54,17 @@ def _filter(rows: np.ndarray, bpp: int, ftype: int) -> bytes:
     return bytes(out)
 
 
-def encode_png(samples: np.ndarray, color_type: int, depth: int, *, interlace: bool = False,
-               palette: np.ndarray | None = None, trns: bytes | None = None, ftype: int = 4,
-               idat_pieces: int = 1) -> bytes:
+def encode_png(
+    samples: np.ndarray,
+    color_type: int,
+    depth: int,
+    *,
+    interlace: bool = False,
+    palette: np.ndarray | None = None,
+    trns: bytes | None = None,
+    ftype: int = 4,
+    idat_pieces: int = 1,
+) -> bytes:
     """A PNG of raw samples [h, w, channels] (palette indices for type 3), any filter, optional Adam7."""
     samples = np.asarray(samples)
     if samples.ndim == 2:
@@ -64,13 +73,17 @@ def encode_png(samples: np.ndarray, color_type: int, depth: int, *, interlace: b
     assert c == CHANNELS[color_type]
     bpp = max(1, c * depth // 8)
     raw = b""
-    for x0, y0, dx, dy in (ADAM7 if interlace else [(0, 0, 1, 1)]):
+    for x0, y0, dx, dy in ADAM7 if interlace else [(0, 0, 1, 1)]:
         sub = samples[y0::dy, x0::dx]
         if sub.size:
             raw += _filter(_pack_rows(sub, depth), bpp, ftype)
     data = zlib.compress(raw)
-    pieces = [data[i * len(data) // idat_pieces:(i + 1) * len(data) // idat_pieces] for i in range(idat_pieces)]
-    out = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, int(interlace)))
+    pieces = [
+        data[i * len(data) // idat_pieces : (i + 1) * len(data) // idat_pieces] for i in range(idat_pieces)
+    ]
+    out = b"\x89PNG\r\n\x1a\n" + _chunk(
+        b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, int(interlace))
+    )
     if palette is not None:
         out += _chunk(b"PLTE", np.asarray(palette, np.uint8).tobytes())
     if trns is not None:
@@ -83,21 +96,40 @@ def encode_png(samples: np.ndarray, color_type: int, depth: int, *, interlace: b
 # ---------------------------------------------------------------- a tiny chair
 def box(lo, hi):
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    v = np.array([[hi[0] if i & 1 else lo[0], hi[1] if i & 2 else lo[1], hi[2] if i & 4 else lo[2]]
-                  for i in range(8)])
-    f = np.array([[0, 2, 1], [1, 2, 3], [4, 5, 6], [5, 7, 6], [0, 1, 4], [1, 5, 4],
-                  [2, 6, 3], [3, 6, 7], [0, 4, 2], [2, 4, 6], [1, 3, 5], [3, 7, 5]])
+    v = np.array(
+        [[hi[0] if i & 1 else lo[0], hi[1] if i & 2 else lo[1], hi[2] if i & 4 else lo[2]] for i in range(8)]
+    )
+    f = np.array(
+        [
+            [0, 2, 1],
+            [1, 2, 3],
+            [4, 5, 6],
+            [5, 7, 6],
+            [0, 1, 4],
+            [1, 5, 4],
+            [2, 6, 3],
+            [3, 6, 7],
+            [0, 4, 2],
+            [2, 4, 6],
+            [1, 3, 5],
+            [3, 7, 5],
+        ]
+    )
     return v, f
 
 
 def canonical_chair():
     """A chair in voxlift's frame (Z up, front -Y): seat 0.45 high, backrest on +Y up to 0.95, 4 legs.
     Returns (vertices, faces)."""
-    parts = [box([-0.22, -0.22, 0.40], [0.22, 0.22, 0.45]),  # seat
-             box([-0.22, 0.18, 0.45], [0.22, 0.22, 0.95])]  # backrest at the back (+Y)
+    parts = [
+        box([-0.22, -0.22, 0.40], [0.22, 0.22, 0.45]),  # seat
+        box([-0.22, 0.18, 0.45], [0.22, 0.22, 0.95]),
+    ]  # backrest at the back (+Y)
     for sx in (-1, 1):
         for sy in (-1, 1):
-            parts.append(box([sx * 0.2 - 0.02, sy * 0.2 - 0.02, 0.0], [sx * 0.2 + 0.02, sy * 0.2 + 0.02, 0.40]))
+            parts.append(
+                box([sx * 0.2 - 0.02, sy * 0.2 - 0.02, 0.0], [sx * 0.2 + 0.02, sy * 0.2 + 0.02, 0.40])
+            )
     vs, fs, n = [], [], 0
     for v, f in parts:
         vs.append(v)
@@ -154,7 +186,7 @@ def r2n2_chair_grid(r: int = 32) -> np.ndarray:
     g[6:8, 14:30, 6:26] = True  # backrest at the back (-X)
     for x in (6, 24):
         for z in (6, 24):
-            g[x:x + 2, 0:12, z:z + 2] = True  # legs
+            g[x : x + 2, 0:12, z : z + 2] = True  # legs
     g[8:24, 18:20, 24:26] = True  # one armrest, on +Z
     return g
 
@@ -182,15 +214,24 @@ def make_r2n2(root: Path, models, grid=None, translate=(-0.33, -0.37, -0.36), sc
 
     grid = r2n2_chair_grid() if grid is None else grid
     rng = np.random.default_rng(seed)
-    meta = np.stack([rng.uniform(0, 360, views), rng.uniform(20, 35, views), np.zeros(views),
-                     rng.uniform(0.65, 0.9, views), np.full(views, 25.0)], axis=1)
+    meta = np.stack(
+        [
+            rng.uniform(0, 360, views),
+            rng.uniform(20, 35, views),
+            np.zeros(views),
+            rng.uniform(0.65, 0.9, views),
+            np.full(views, 25.0),
+        ],
+        axis=1,
+    )
     r = grid.shape[0]
     centres = np.asarray(translate) + (np.argwhere(grid) + 0.5) / r * scale
     for synset, mid in models:
         rdir = root / "ShapeNetRendering" / synset / mid / "rendering"
         rdir.mkdir(parents=True, exist_ok=True)
         (rdir / "rendering_metadata.txt").write_text(
-            "".join(f"{a:.6f} {e:.6f} {q:.1f} {d:.6f} {f:.1f}\n" for a, e, q, d, f in meta))
+            "".join(f"{a:.6f} {e:.6f} {q:.1f} {d:.6f} {f:.1f}\n" for a, e, q, d, f in meta)
+        )
         for v, (az, el, _q, ratio, _f) in enumerate(meta):
             uv = meshrcnn_project(centres, az, el, ratio * 1.75)
             img = np.zeros((R2N2_SIZE, R2N2_SIZE, 4), np.uint8)

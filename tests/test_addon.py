@@ -1,7 +1,9 @@
 """The built extension zip, installed into Blender (bpy) with a throwaway user folder: the Dataset panel's
 operator and the registered `voxlift` CLI command both render datasets that open_dataset and qa accept."""
+
 import numpy as np
 from _blender_util import last_json, run_in_blender
+
 from voxlift.dataset_tools.dataset import open_dataset
 from voxlift.dataset_tools.qa import qa_dataset
 
@@ -27,7 +29,9 @@ print(json.dumps({"op": sorted(op), "status": status, "cli": cli, "bad": bad,
 def test_installed_extension_renders_through_operator_and_cli(tmp_path):
     res = run_in_blender(SCRIPT, tmp_path, timeout=240)
     out = last_json(res.stdout)
-    assert out["module"] == "bl_ext.user_default.voxlift" and str(tmp_path) in out["file"]  # the zip, not the repo
+    assert (
+        out["module"] == "bl_ext.user_default.voxlift" and str(tmp_path) in out["file"]
+    )  # the zip, not the repo
     assert out["op"] == ["FINISHED"] and out["status"].startswith("done: 4 rendered")
     assert out["cli"] == 0 and out["bad"] == 1
     assert "voxlift: error:" in res.stderr and "no/such/folder" in res.stderr

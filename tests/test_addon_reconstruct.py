@@ -13,6 +13,7 @@ import pytest
 from _blender_util import last_json, run_in_blender
 from _paired_util import furniture_grid
 from _reconstruct_util import other_kind_checkpoint, python_without_torch, tiny_run
+
 from voxlift import cmd_reconstruct, meshing
 from voxlift.dataset_tools.binvox import write_binvox
 

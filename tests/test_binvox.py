@@ -1,8 +1,10 @@
 """binvox reading and writing: the layout binvox_rw and ShapeNetVox32 use, round trips, bad files."""
+
 import struct
 
 import numpy as np
 import pytest
+
 from voxlift.dataset_tools.binvox import encode_binvox, read_binvox, write_binvox
 from voxlift.dataset_tools.errors import VoxliftError
 
@@ -12,9 +14,13 @@ def binvox_rw_bytes(voxels_xyz, translate=(-0.5, -0.5, -0.5), scale=1.0):
     transposed to [x, z, y], flattened, and run-length encoded by a per-voxel state machine that dumps a
     pair whenever a count reaches 255 (and so can write a (value, 0) pair after a run of exactly 255)."""
     dims = voxels_xyz.shape
-    out = [b"#binvox 1\n", ("dim " + " ".join(map(str, dims)) + "\n").encode(),
-           ("translate " + " ".join(map(str, translate)) + "\n").encode(), f"scale {scale}\n".encode(),
-           b"data\n"]
+    out = [
+        b"#binvox 1\n",
+        ("dim " + " ".join(map(str, dims)) + "\n").encode(),
+        ("translate " + " ".join(map(str, translate)) + "\n").encode(),
+        f"scale {scale}\n".encode(),
+        b"data\n",
+    ]
     flat = np.transpose(voxels_xyz, (0, 2, 1)).flatten()
     state, ctr = flat[0], 0
     for c in flat:
@@ -57,14 +63,14 @@ def test_reads_what_binvox_rw_writes_and_the_reverse():
     vox = rng.random((32, 32, 32)) < 0.3
     vox[:, :, :10] = True  # long runs: pieces of 255, and runs of exactly 255 (binvox_rw's zero-count pair)
     vox[0, 0, :] = False
-    vox.reshape(-1)[1000:1000 + 255] = True
+    vox.reshape(-1)[1000 : 1000 + 255] = True
     data = binvox_rw_bytes(vox, (-0.25, 0.0, -0.5), 0.75)
     grid = read_binvox(data)
     assert np.array_equal(grid.voxels, vox)
     assert np.allclose(grid.translate, [-0.25, 0.0, -0.5]) and grid.scale == 0.75
     ours = encode_binvox(vox, (-0.25, 0.0, -0.5), 0.75)
     assert np.array_equal(binvox_rw_read(ours), vox)
-    assert all(c > 0 for c in ours[ours.index(b"data\n") + 6::2])  # no zero-count runs
+    assert all(c > 0 for c in ours[ours.index(b"data\n") + 6 :: 2])  # no zero-count runs
 
 
 def test_shapenetvox32_style_header(tmp_path):
@@ -105,23 +111,26 @@ def test_write_is_atomic_and_replaces(tmp_path):
 GOOD_HEADER = b"#binvox 1\ndim 2 2 2\ntranslate 0 0 0\nscale 1\ndata\n"
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"", "empty"),
-    (b"hello world\n", "not a .binvox"),
-    (b"#binvox 1\ndim 2 2 2\ntranslate 0 0 0\nscale 1\n", "no 'data'"),
-    (b"#binvox 1\ndim 2 2\ntranslate 0 0 0\nscale 1\ndata\n\x00\x08", "dim"),
-    (b"#binvox 1\ndim 2048 2048 2048\ntranslate 0 0 0\nscale 1\ndata\n\x00\xff", "out of range"),
-    (b"#binvox 1\ndim 0 0 0\ntranslate 0 0 0\nscale 1\ndata\n", "out of range"),
-    (b"#binvox 1\ndim a b c\ntranslate 0 0 0\nscale 1\ndata\n\x00\x08", "bad header"),
-    (b"#binvox 1\ndim 2 2 2\nscale 1\ndata\n\x00\x08", "translate"),
-    (b"#binvox 1\ndim 2 2 2\ntranslate 0 0 0\nscale -1\ndata\n\x00\x08", "scale"),
-    (b"#binvox 1\ndim 2 2 2\ntranslate 0 0 0\nscale nan\ndata\n\x00\x08", "scale"),
-    (GOOD_HEADER + b"\x00\x04", "truncated"),
-    (GOOD_HEADER + b"\x00\x04\x01", "truncated"),
-    (GOOD_HEADER, "truncated"),
-    (GOOD_HEADER + b"\x00\x08\x01\x01", "corrupt"),
-    (GOOD_HEADER + b"\x02\x08", "corrupt"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "empty"),
+        (b"hello world\n", "not a .binvox"),
+        (b"#binvox 1\ndim 2 2 2\ntranslate 0 0 0\nscale 1\n", "no 'data'"),
+        (b"#binvox 1\ndim 2 2\ntranslate 0 0 0\nscale 1\ndata\n\x00\x08", "dim"),
+        (b"#binvox 1\ndim 2048 2048 2048\ntranslate 0 0 0\nscale 1\ndata\n\x00\xff", "out of range"),
+        (b"#binvox 1\ndim 0 0 0\ntranslate 0 0 0\nscale 1\ndata\n", "out of range"),
+        (b"#binvox 1\ndim a b c\ntranslate 0 0 0\nscale 1\ndata\n\x00\x08", "bad header"),
+        (b"#binvox 1\ndim 2 2 2\nscale 1\ndata\n\x00\x08", "translate"),
+        (b"#binvox 1\ndim 2 2 2\ntranslate 0 0 0\nscale -1\ndata\n\x00\x08", "scale"),
+        (b"#binvox 1\ndim 2 2 2\ntranslate 0 0 0\nscale nan\ndata\n\x00\x08", "scale"),
+        (GOOD_HEADER + b"\x00\x04", "truncated"),
+        (GOOD_HEADER + b"\x00\x04\x01", "truncated"),
+        (GOOD_HEADER, "truncated"),
+        (GOOD_HEADER + b"\x00\x08\x01\x01", "corrupt"),
+        (GOOD_HEADER + b"\x02\x08", "corrupt"),
+    ],
+)
 def test_bad_files_name_the_file(tmp_path, data, words):
     path = tmp_path / "bad.binvox"
     path.write_bytes(data)

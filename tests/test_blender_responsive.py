@@ -6,6 +6,7 @@ event is `RenderJob.poll(0.0)`, and the Train panel's timer calls `ui_train.poll
 those calls never wait on the child processes (they keep returning while every worker is frozen with
 SIGSTOP: a blocking call would hang Blender's UI), that Cancel stops every child (no orphans), and that
 disabling the add-on, or loading another file, stops a running job."""
+
 from __future__ import annotations
 
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from _blender_util import last_json, run_in_blender
 from _fuzz_util import time_limit
+
 from voxlift.render_job import RenderJob, RenderOptions
 
 
@@ -27,8 +29,10 @@ def alive(pid: int) -> bool:
 
 
 def test_render_polls_never_wait_on_workers_and_cancel_leaves_no_orphans(tmp_path):
-    job = RenderJob(RenderOptions(sources=["synthetic:200"], out=str(tmp_path / "ds"), views=2, image_size=32,
-                                  workers=2), log=lambda msg: None)
+    job = RenderJob(
+        RenderOptions(sources=["synthetic:200"], out=str(tmp_path / "ds"), views=2, image_size=32, workers=2),
+        log=lambda msg: None,
+    )
     job.start()
     try:
         ticks = 0
@@ -137,20 +141,29 @@ def addon_run(tmp_path, action: str, train: bool, wait: float):
     data = make_dataset(tmp_path / "data", chairs=2, tables=2, size=32, views=2) if train else ""
     run = str(tmp_path / "run")
     train_code = TRAIN.format(python=sys.executable, data=data, run=run) if train else "train_pids = []"
-    script = ADDON_SCRIPT.format(out=str(tmp_path / "ds"), run=run, train=train_code, action=action, wait=wait)
+    script = ADDON_SCRIPT.format(
+        out=str(tmp_path / "ds"), run=run, train=train_code, action=action, wait=wait
+    )
     res = run_in_blender(script, tmp_path, timeout=240)
     return last_json(res.stdout)
 
 
 def test_disabling_the_add_on_stops_its_render_and_training(tmp_path):
     # Up to 60 s for the children to go: the trainer first saves its checkpoint (SIGINT, as Ctrl-C would).
-    result = addon_run(tmp_path, "bpy.ops.preferences.addon_disable(module=VOXLIFT.__name__)", train=True, wait=60)
+    result = addon_run(
+        tmp_path, "bpy.ops.preferences.addon_disable(module=VOXLIFT.__name__)", train=True, wait=60
+    )
     assert result["render"] and result["train"]
     assert result["alive"] == [], f"children outlived disabling the add-on: {result}"
     assert result["last"], "the interrupted training did not save its last checkpoint"
 
 
 def test_loading_another_file_stops_the_render(tmp_path):
-    result = addon_run(tmp_path, "bpy.ops.wm.read_homefile(use_empty=True)\n"
-                                 "assert ui_dataset._job is None, 'the panel still holds the job'", train=False, wait=10)
+    result = addon_run(
+        tmp_path,
+        "bpy.ops.wm.read_homefile(use_empty=True)\n"
+        "assert ui_dataset._job is None, 'the panel still holds the job'",
+        train=False,
+        wait=10,
+    )
     assert result["render"] and result["alive"] == [], result

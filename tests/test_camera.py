@@ -1,5 +1,7 @@
 """Camera convention: azimuth 0 looks at the front (-Y), the projection puts +X on the right, Z up."""
+
 import numpy as np
+
 from voxlift.dataset_tools.camera import camera_matrix_world, fixed_views, make_view, project
 
 
@@ -18,7 +20,7 @@ def test_azimuth_90_looks_from_plus_x():
 
 
 def test_unit_cube_stays_in_frame_from_default_views():
-    corners = np.array([[x, y, z] for x in (-.5, .5) for y in (-.5, .5) for z in (-.5, .5)])
+    corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
     for v in fixed_views(size=128):
         uv = project(corners, v.world_to_pixel)
         assert (uv > 0).all() and (uv < 128).all()

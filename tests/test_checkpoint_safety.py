@@ -1,6 +1,7 @@
 """Checkpoints are data, not code: a pickle carrying a payload is refused on every path that loads
 checkpoints (library, `voxlift reconstruct`, `voxlift train --resume`) and its payload never runs (a marker
 file stays absent); damaged safetensors files and configs fail with one clear VoxliftError."""
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ import torch
 from _fuzz_util import mutate, time_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from voxlift.backend import checkpoint as ckpt
 from voxlift.backend.paired import build_model
 from voxlift.backend.predict import load_predictor
@@ -26,9 +28,20 @@ from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.png import write_png
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = {"kind": "paired", "version": 1, "image_size": 32, "input_size": 32, "resolution": 32, "latent_dim": 16,
-          "encoder_width": 4, "decoder_width": 2, "norm": "batch", "viewer_centred": True, "background": 1.0,
-          "fill": 0.7}
+CONFIG = {
+    "kind": "paired",
+    "version": 1,
+    "image_size": 32,
+    "input_size": 32,
+    "resolution": 32,
+    "latent_dim": 16,
+    "encoder_width": 4,
+    "decoder_width": 2,
+    "norm": "batch",
+    "viewer_centred": True,
+    "background": 1.0,
+    "fill": 0.7,
+}
 
 
 class Payload:
@@ -98,13 +111,34 @@ def test_cli_paths_refuse_pickles_without_running_them(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / ckpt.LAST).write_bytes(evil.read_bytes())
-    commands = [["reconstruct", str(image), "--checkpoint", str(evil), "--out", str(tmp_path / "o.obj")],
-                ["train", "paired", "--data", data, "--out", str(run), "--resume", "--steps", "2", "--quiet",
-                 "--device", "cpu", "--workers", "0"]]
+    commands = [
+        ["reconstruct", str(image), "--checkpoint", str(evil), "--out", str(tmp_path / "o.obj")],
+        [
+            "train",
+            "paired",
+            "--data",
+            data,
+            "--out",
+            str(run),
+            "--resume",
+            "--steps",
+            "2",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+        ],
+    ]
     for args in commands:
-        res = subprocess.run([sys.executable, "-m", "voxlift", *args], check=False, capture_output=True, timeout=180,
-                             text=True,
-                             env=dict(os.environ, OMP_NUM_THREADS="1"))
+        res = subprocess.run(
+            [sys.executable, "-m", "voxlift", *args],
+            check=False,
+            capture_output=True,
+            timeout=180,
+            text=True,
+            env=dict(os.environ, OMP_NUM_THREADS="1"),
+        )
         err = [ln for ln in res.stderr.splitlines() if ln.strip()]
         assert res.returncode == 1 and err and err[-1].startswith("voxlift: error:"), res.stderr[-2000:]
         assert "pickle" in err[-1] or "safetensors" in err[-1], err[-1]
@@ -116,23 +150,32 @@ def test_cli_paths_refuse_pickles_without_running_them(tmp_path):
 def test_voxlift_source_never_unpickles():
     """A static guard next to the behavioural tests: no torch.load, pickle.load(s) or allow_pickle=True."""
     pattern = re.compile(r"torch\.load\(|pickle\.loads?\(|allow_pickle\s*=\s*True|weights_only\s*=\s*False")
-    hits = [f"{p.relative_to(ROOT)}:{n}" for d in ("addon", "backend", "dataset_tools") for p in (ROOT / d).glob("*.py")
-            for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    hits = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for d in ("addon", "backend", "dataset_tools")
+        for p in (ROOT / d).glob("*.py")
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert not hits, hits
 
 
 def resave(tmp_path, tensors=None, meta=None, name="x.safetensors") -> Path:
     path = tmp_path / name
-    ckpt.save_checkpoint(path, state() if tensors is None else tensors, {"config": CONFIG} if meta is None else meta)
+    ckpt.save_checkpoint(
+        path, state() if tensors is None else tensors, {"config": CONFIG} if meta is None else meta
+    )
     return path
 
 
 def test_wrong_shapes_missing_and_extra_tensors_fail_clearly(tmp_path, good):
     assert load_predictor(good).resolution == 32
     key = next(k for k in state() if k.endswith("weight"))
-    cases = {"wrong shape": {**state(), key: torch.zeros(3, 3)},
-             "missing": {k: v for k, v in state().items() if k != key},
-             "extra": {**state(), "model.evil": torch.zeros(1)}}
+    cases = {
+        "wrong shape": {**state(), key: torch.zeros(3, 3)},
+        "missing": {k: v for k, v in state().items() if k != key},
+        "extra": {**state(), "model.evil": torch.zeros(1)},
+    }
     for tensors in cases.values():
         with pytest.raises(VoxliftError, match=r"x\.safetensors: does not fit the model"):
             load_predictor(resave(tmp_path, tensors))
@@ -142,9 +185,18 @@ def test_wrong_shapes_missing_and_extra_tensors_fail_clearly(tmp_path, good):
         load_predictor(resave(tmp_path, other))
 
 
-@pytest.mark.parametrize("config", [
-    {**CONFIG, "kind": "os.system"}, {**CONFIG, "kind": None}, {k: v for k, v in CONFIG.items() if k != "kind"},
-    "paired", [CONFIG], {**CONFIG, "norm": "evil"}, {**CONFIG, "resolution": 7}])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {**CONFIG, "kind": "os.system"},
+        {**CONFIG, "kind": None},
+        {k: v for k, v in CONFIG.items() if k != "kind"},
+        "paired",
+        [CONFIG],
+        {**CONFIG, "norm": "evil"},
+        {**CONFIG, "resolution": 7},
+    ],
+)
 def test_bad_configs_fail_clearly(tmp_path, config):
     with pytest.raises(VoxliftError, match=r"x\.safetensors: "):
         load_predictor(resave(tmp_path, meta={"config": config}))
@@ -160,18 +212,27 @@ def test_damaged_metadata_and_foreign_safetensors_fail_clearly(tmp_path, good):
     with pytest.raises(VoxliftError, match="damaged voxlift metadata"):
         load_predictor(tmp_path / "bad.safetensors")
     data = good.read_bytes()
-    for name, blob in {"empty": b"", "truncated": data[:len(data) // 2], "header only": data[:200],
-                       "huge header length": struct.pack("<Q", 1 << 60) + data[8:],
-                       "text": b"this is not a checkpoint\n" * 10}.items():
+    for name, blob in {
+        "empty": b"",
+        "truncated": data[: len(data) // 2],
+        "header only": data[:200],
+        "huge header length": struct.pack("<Q", 1 << 60) + data[8:],
+        "text": b"this is not a checkpoint\n" * 10,
+    }.items():
         path = tmp_path / f"{name.replace(' ', '_')}.safetensors"
         path.write_bytes(blob)
         with pytest.raises(VoxliftError, match=re.escape(str(path))):
             load_predictor(path)
 
 
-@settings(max_examples=30, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edits=st.integers(0, 2 ** 32 - 1))
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(edits=st.integers(0, 2**32 - 1))
 def test_mutated_checkpoint_files_load_or_fail_clearly(tmp_path, good, edits):
     path = tmp_path / "m.safetensors"
     path.write_bytes(mutate(good.read_bytes(), random.Random(edits)))
@@ -182,9 +243,14 @@ def test_mutated_checkpoint_files_load_or_fail_clearly(tmp_path, good, edits):
             assert "m.safetensors" in str(exc)
 
 
-@settings(max_examples=30, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edits=st.integers(0, 2 ** 32 - 1))
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(edits=st.integers(0, 2**32 - 1))
 def test_mutated_config_json_loads_or_fails_clearly(tmp_path, edits):
     """The JSON config inside the file, mutated as text (numbers made extreme, keys cut...). Sizes that would
     allocate huge networks are left to test_config_with_hostile_sizes_fails_clearly."""
@@ -193,9 +259,19 @@ def test_mutated_config_json_loads_or_fails_clearly(tmp_path, edits):
     text = mutate(json.dumps({"config": CONFIG}).encode(), random.Random(edits)).decode("latin-1")
     try:
         size_keys = json.loads(text)["config"]
-        if any(isinstance(size_keys.get(k), (int, float)) and not isinstance(size_keys.get(k), bool)
-               and abs(size_keys[k]) > 4096 for k in ("latent_dim", "encoder_width", "decoder_width",
-                                                      "image_size", "input_size", "resolution")):
+        if any(
+            isinstance(size_keys.get(k), (int, float))
+            and not isinstance(size_keys.get(k), bool)
+            and abs(size_keys[k]) > 4096
+            for k in (
+                "latent_dim",
+                "encoder_width",
+                "decoder_width",
+                "image_size",
+                "input_size",
+                "resolution",
+            )
+        ):
             return
     except (ValueError, KeyError, TypeError, AttributeError):
         pass
@@ -209,7 +285,7 @@ def test_mutated_config_json_loads_or_fails_clearly(tmp_path, edits):
 
 
 # Found here first (RELIABILITY.md, 4 B-D), since fixed in backend/: regressions now.
-@pytest.mark.parametrize("change", [{"latent_dim": 10 ** 9}, {"encoder_width": -5}])
+@pytest.mark.parametrize("change", [{"latent_dim": 10**9}, {"encoder_width": -5}])
 def test_config_with_hostile_sizes_fails_clearly(tmp_path, change):
     with pytest.raises(VoxliftError, match="x.safetensors"):
         load_predictor(resave(tmp_path, meta={"config": {**CONFIG, **change}}))

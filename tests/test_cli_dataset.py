@@ -1,4 +1,5 @@
 """`voxlift sources | voxelize | inspect | import-r2n2` through voxlift.cli.main and the console script."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _sources_util import make_r2n2, write_obj
+
 from voxlift.cli import main
 from voxlift.dataset_tools.binvox import read_binvox
 from voxlift.dataset_tools.synthetic import synthetic_model
@@ -33,8 +35,11 @@ def test_sources_lists_models_and_counts(capsys, sh3f_libraries):
 
 def test_voxelize_writes_resumes_and_skips_bad_models(capsys, tmp_path):
     objs = tmp_path / "objs"
-    write_obj(objs / "ok.obj", np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.0]]),
-              np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]))
+    write_obj(
+        objs / "ok.obj",
+        np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.0]]),
+        np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]),
+    )
     (objs / "broken.obj").write_text("v 0 0 0\nf 1 2 7\n")
     out = tmp_path / "vox"
     rc, stdout, err = run(capsys, "voxelize", "synthetic:3:2", objs, "--out", out, "--resolution", "16")
@@ -55,8 +60,17 @@ def test_voxelize_writes_resumes_and_skips_bad_models(capsys, tmp_path):
 
 def test_import_r2n2_then_inspect(capsys, tmp_path):
     make_r2n2(tmp_path / "r2n2", [("03001627", "a"), ("03001627", "b"), ("04379243", "c")])
-    rc, stdout, _ = run(capsys, "import-r2n2", tmp_path / "r2n2", "--out", tmp_path / "ds", "--categories",
-                        "chair", "--limit", "1")
+    rc, stdout, _ = run(
+        capsys,
+        "import-r2n2",
+        tmp_path / "r2n2",
+        "--out",
+        tmp_path / "ds",
+        "--categories",
+        "chair",
+        "--limit",
+        "1",
+    )
     assert rc == 0 and "1 added, 0 already there, 0 skipped" in stdout
     rc, stdout, _ = run(capsys, "import-r2n2", tmp_path / "r2n2", "--out", tmp_path / "ds")
     assert rc == 0 and "2 added, 1 already there, 0 skipped" in stdout
@@ -66,15 +80,18 @@ def test_import_r2n2_then_inspect(capsys, tmp_path):
     assert "chair" in stdout and "table" in stdout
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["sources", "/no/such/source"], "/no/such/source: no such file or folder"),
-    (["sources", "synthetic:2", "--categories", "chiar"], "unknown category 'chiar'"),
-    (["sources", "synthetic:2", "--limit", "-1"], "--limit"),
-    (["inspect", "/no/such/dataset"], "no such dataset folder"),
-    (["import-r2n2", "/tmp", "--out", "/tmp/never-written"], "not a 3D-R2N2 folder"),
-    (["voxelize", "synthetic:2", "--out", "/dev/null"], "not a folder"),
-    (["voxelize", "synthetic:2", "--out", "x", "--resolution", "0"], "--resolution"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["sources", "/no/such/source"], "/no/such/source: no such file or folder"),
+        (["sources", "synthetic:2", "--categories", "chiar"], "unknown category 'chiar'"),
+        (["sources", "synthetic:2", "--limit", "-1"], "--limit"),
+        (["inspect", "/no/such/dataset"], "no such dataset folder"),
+        (["import-r2n2", "/tmp", "--out", "/tmp/never-written"], "not a 3D-R2N2 folder"),
+        (["voxelize", "synthetic:2", "--out", "/dev/null"], "not a folder"),
+        (["voxelize", "synthetic:2", "--out", "x", "--resolution", "0"], "--resolution"),
+    ],
+)
 def test_bad_input_is_one_error_line_and_exit_1(capsys, argv, message):
     rc, _, err = run(capsys, *argv)
     assert rc == 1
@@ -88,9 +105,13 @@ def test_not_a_dataset(capsys, tmp_path):
 
 def test_console_script(tmp_path):
     exe = Path(sys.executable).parent / "voxlift"
-    ok = subprocess.run([str(exe), "sources", "synthetic:3:4"], capture_output=True, text=True, timeout=60, check=False)
+    ok = subprocess.run(
+        [str(exe), "sources", "synthetic:3:4"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines()[0].startswith("synthetic:4/0\t")
-    bad = subprocess.run([str(exe), "inspect", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60, check=False)
+    bad = subprocess.run(
+        [str(exe), "inspect", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60, check=False
+    )
     assert bad.returncode == 1
     assert bad.stderr == f"voxlift: error: {tmp_path / 'nope'}: no such dataset folder\n"

@@ -3,6 +3,7 @@ times in a row, and started again each time. The dataset ends byte for byte equa
 (every model once, in order), is valid after every kill, and the training resumes from its last checkpoint,
 with every checkpoint on disk loadable after every kill. A full disk (a small tmpfs) gives a one-line error
 and leaves the last good files intact."""
+
 from __future__ import annotations
 
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _fuzz_util import small_disk
+
 from voxlift.dataset_tools.dataset import open_dataset
 
 SMALL = ["--views", "2", "--image-size", "32", "--no-progress", "--workers", "1"]
@@ -59,7 +61,7 @@ def assert_prefix_of(out: Path, reference: Path) -> int:
     ds, ref = open_dataset(out), open_dataset(reference)
     ids = [m.id for m in ds.models]
     assert len(set(ids)) == len(ids), "a model is doubled"
-    assert ids == [m.id for m in ref.models[:len(ids)]], "models missing or out of order"
+    assert ids == [m.id for m in ref.models[: len(ids)]], "models missing or out of order"
     k = len(ids)
     for name in ("images", "alpha", "voxels"):
         assert np.array_equal(getattr(ds, name)[:k], getattr(ref, name)[:k]), name
@@ -81,8 +83,9 @@ def test_render_killed_at_random_moments_ends_identical(reference, tmp_path):
     log = []
     for round_ in range(KILLS):
         start = committed(out)
-        proc = subprocess.Popen(render_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            render_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         if round_ == 0:
             time.sleep(rng.uniform(0.1, 1.5))
         else:
@@ -134,8 +137,25 @@ def test_render_into_a_full_disk_fails_cleanly_and_keeps_its_models(reference, t
 
 
 # ---------------------------------------------------------------------------------------------- training
-TRAIN = ["--batch-size", "4", "--latent-dim", "16", "--encoder-width", "4", "--decoder-width", "2", "--workers", "0",
-         "--quiet", "--warmup", "2", "--device", "cpu", "--val-samples", "8"]
+TRAIN = [
+    "--batch-size",
+    "4",
+    "--latent-dim",
+    "16",
+    "--encoder-width",
+    "4",
+    "--decoder-width",
+    "2",
+    "--workers",
+    "0",
+    "--quiet",
+    "--warmup",
+    "2",
+    "--device",
+    "cpu",
+    "--val-samples",
+    "8",
+]
 STEPS, EVERY = int(os.environ.get("VOXLIFT_TRAIN_STEPS", "24")), 3
 TRAIN_KILLS = int(os.environ.get("VOXLIFT_TRAIN_KILLS", "2"))
 
@@ -148,8 +168,23 @@ def tiny_data(tmp_path_factory) -> str:
 
 
 def train_cmd(data, out, steps=STEPS) -> list[str]:
-    return [sys.executable, "-m", "voxlift", "train", "paired", "--data", data, "--out", str(out), "--steps",
-            str(steps), "--val-every", str(EVERY), "--resume", *TRAIN]
+    return [
+        sys.executable,
+        "-m",
+        "voxlift",
+        "train",
+        "paired",
+        "--data",
+        data,
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--val-every",
+        str(EVERY),
+        "--resume",
+        *TRAIN,
+    ]
 
 
 def train_env() -> dict:
@@ -179,8 +214,13 @@ def test_training_killed_at_random_moments_resumes_from_its_last_checkpoint(tiny
     steps_seen = []
     for round_ in range(TRAIN_KILLS):
         before = checkpoint_step(last)
-        proc = subprocess.Popen(train_cmd(tiny_data, run_dir), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, start_new_session=True, env=train_env())
+        proc = subprocess.Popen(
+            train_cmd(tiny_data, run_dir),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            env=train_env(),
+        )
         if round_ == 0:
             time.sleep(rng.uniform(0.5, 2.0))  # probably still starting up
         else:  # wait for this run's first checkpoint: it must continue from the last one, not from 0

@@ -1,4 +1,5 @@
 """The dataset format: append, read back with numpy alone, crash recovery, locking, splits, merge."""
+
 import json
 import os
 import subprocess
@@ -6,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from voxlift.dataset_tools import (
     DatasetWriter,
     VoxliftError,
@@ -21,9 +23,11 @@ S, V, R = 16, 4, 8
 
 def _model(k):
     rng = np.random.default_rng(k)
-    return dict(images=rng.integers(0, 255, (V, S, S), dtype=np.uint8),
-                alpha=rng.integers(0, 255, (V, S, S), dtype=np.uint8),
-                voxels=rng.random((R, R, R)) < 0.1)
+    return {
+        "images": rng.integers(0, 255, (V, S, S), dtype=np.uint8),
+        "alpha": rng.integers(0, 255, (V, S, S), dtype=np.uint8),
+        "voxels": rng.random((R, R, R)) < 0.1,
+    }
 
 
 def _writer(path):
@@ -45,7 +49,9 @@ def test_append_and_read_back_with_numpy_alone(tmp_path):
     raw = np.memmap(tmp_path / "voxels.u8", dtype=bool, mode="r", shape=(3, R, R, R))
     assert np.array_equal(raw[1], _model(1)["voxels"]) and manifest["resolution"] == R
     assert np.allclose(ds.voxel_to_world @ [0, 0, 0, 1], [-0.5 + 0.5 / R] * 3 + [1])
-    assert np.allclose(voxel_to_world(R) @ [R - 1, 0, 0, 1], [0.5 - 0.5 / R, -0.5 + 0.5 / R, -0.5 + 0.5 / R, 1])
+    assert np.allclose(
+        voxel_to_world(R) @ [R - 1, 0, 0, 1], [0.5 - 0.5 / R, -0.5 + 0.5 / R, -0.5 + 0.5 / R, 1]
+    )
     assert ds.world_to_pixel(0).shape == (V, 3, 4)
 
 
@@ -73,9 +79,11 @@ def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_not(tmp_path):
         _writer(tmp_path)
     w.close()
     # A process that dies holding the lock leaves nothing stuck (flock is dropped by the OS).
-    code = ("import os; from voxlift.dataset_tools import DatasetWriter, fixed_views; "
-            f"w = DatasetWriter({str(tmp_path)!r}, image_size={S}, views_per_model={V}, resolution={R}, "
-            f"views=fixed_views({V}, size={S})); os._exit(9)")
+    code = (
+        "import os; from voxlift.dataset_tools import DatasetWriter, fixed_views; "
+        f"w = DatasetWriter({str(tmp_path)!r}, image_size={S}, views_per_model={V}, resolution={R}, "
+        f"views=fixed_views({V}, size={S})); os._exit(9)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 9
     _writer(tmp_path).close()
 
@@ -83,7 +91,9 @@ def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_not(tmp_path):
 def test_reopening_with_other_settings_is_refused(tmp_path):
     _writer(tmp_path).close()
     with pytest.raises(VoxliftError, match="image_size"):
-        DatasetWriter(tmp_path, image_size=S * 2, views_per_model=V, resolution=R, views=fixed_views(V, size=S))
+        DatasetWriter(
+            tmp_path, image_size=S * 2, views_per_model=V, resolution=R, views=fixed_views(V, size=S)
+        )
 
 
 def test_duplicate_ids_and_wrong_shapes_are_refused(tmp_path):
@@ -102,7 +112,11 @@ def test_splits_are_80_10_10_and_stable():
     ids = [f"model-{k}" for k in range(5000)]
     splits = [split_of(i) for i in ids]
     share = {s: splits.count(s) / len(ids) for s in ("train", "val", "test")}
-    assert abs(share["train"] - 0.8) < 0.03 and abs(share["val"] - 0.1) < 0.02 and abs(share["test"] - 0.1) < 0.02
+    assert (
+        abs(share["train"] - 0.8) < 0.03
+        and abs(share["val"] - 0.1) < 0.02
+        and abs(share["test"] - 0.1) < 0.02
+    )
     assert splits == [split_of(i) for i in ids]
 
 

@@ -1,17 +1,36 @@
 """The README's main command, at a small size: every stage runs through the real CLI and leaves its files."""
+
 import subprocess
 import sys
 
 import numpy as np
+
 from voxlift.dataset_tools import open_dataset
 from voxlift.dataset_tools.png import read_png
 
 
 def test_demo_runs_end_to_end_at_a_small_size(tmp_path):
     out = tmp_path / "demo"
-    res = subprocess.run([sys.executable, "-m", "voxlift.demo", "--out", str(out), "--models", "24",
-                          "--minutes", "0.1", "--image-size", "32", "--workers", "1"],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voxlift.demo",
+            "--out",
+            str(out),
+            "--models",
+            "24",
+            "--minutes",
+            "0.1",
+            "--image-size",
+            "32",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "test IoU@0.3:" in res.stdout and "mean-shape baseline" in res.stdout
     assert len(list((out / "binvox").rglob("*.binvox"))) == 24

@@ -1,7 +1,9 @@
 """MMD, coverage and 1-NNA against brute-force and hand-made cases."""
+
 import numpy as np
 import pytest
 import torch
+
 from voxlift.backend.distribution_metrics import (
     coverage,
     distribution_scores,
@@ -45,13 +47,13 @@ def test_l1_distance_is_the_mean_absolute_difference():
 
 def test_hand_made_matrix():
     # 3 generated, 4 reference. g0 and g1 are both nearest to r0; g2 nearest to r3; r1 and r2 are missed.
-    d_gr = torch.tensor([[0.1, 0.5, 0.6, 0.9],
-                         [0.2, 0.7, 0.5, 0.8],
-                         [0.9, 0.8, 0.7, 0.3]])
+    d_gr = torch.tensor([[0.1, 0.5, 0.6, 0.9], [0.2, 0.7, 0.5, 0.8], [0.9, 0.8, 0.7, 0.3]])
     assert mmd(d_gr) == pytest.approx((0.1 + 0.5 + 0.5 + 0.3) / 4)
     assert coverage(d_gr) == pytest.approx(2 / 4)
     d_gg = torch.tensor([[0.0, 0.05, 0.9], [0.05, 0.0, 0.9], [0.9, 0.9, 0.0]])
-    d_rr = torch.tensor([[0.0, 0.2, 0.9, 0.9], [0.2, 0.0, 0.9, 0.9], [0.9, 0.9, 0.0, 0.4], [0.9, 0.9, 0.4, 0.0]])
+    d_rr = torch.tensor(
+        [[0.0, 0.2, 0.9, 0.9], [0.2, 0.0, 0.9, 0.9], [0.9, 0.9, 0.0, 0.4], [0.9, 0.9, 0.4, 0.0]]
+    )
     # g0: own 0.05 < other 0.1 right; g1: own 0.05 < 0.2 right; g2: own 0.9 > 0.3 wrong.
     # r0: own 0.2 > 0.1 wrong; r1: own 0.2 < 0.5 right; r2: own 0.4 < 0.5 right; r3: own 0.4 > 0.3 wrong.
     assert one_nna(d_gg, d_rr, d_gr) == pytest.approx(4 / 7)
@@ -61,7 +63,7 @@ def test_separate_sets_score_worst_and_good_samples_score_well():
     rng = np.random.default_rng(2)
     shapes = np.zeros((6, 8, 8, 8), bool)
     for i in range(6):  # six distinct boxes
-        shapes[i, i:i + 2, :, :4] = True
+        shapes[i, i : i + 2, :, :4] = True
     held = shapes
     good = shapes.copy()
     good[:, 0, 0, 0] ^= True  # almost the same shapes
@@ -69,8 +71,10 @@ def test_separate_sets_score_worst_and_good_samples_score_well():
     s_good, s_bad = distribution_scores(good, held), distribution_scores(bad, held)
     assert s_good.mmd < 0.1 and s_bad.mmd > 0.5
     assert s_good.coverage == 1.0 and s_bad.coverage < 1.0
-    assert s_bad.nna == 1.0      # noise is told from shapes every time
-    assert s_good.nna <= 0.5     # near-copies are not (below 0.5: they sit closer to the reference than it does to itself)
+    assert s_bad.nna == 1.0  # noise is told from shapes every time
+    assert (
+        s_good.nna <= 0.5
+    )  # near-copies are not (below 0.5: they sit closer to the reference than it does to itself)
     collapsed = np.repeat(shapes[:1], 6, 0)
     assert distribution_scores(collapsed, held).coverage == pytest.approx(1 / 6)
     with pytest.raises(ValueError):
@@ -80,7 +84,7 @@ def test_separate_sets_score_worst_and_good_samples_score_well():
 def test_prediction_scores_take_one_view_per_model_in_turn():
     truths = np.zeros((3, 8, 8, 8), bool)
     for i in range(3):
-        truths[i, 2 * i:2 * i + 2] = True
+        truths[i, 2 * i : 2 * i + 2] = True
     preds = []
     for i in range(3):  # 2 views each: the right shape in view i % 2 only, an empty grid in the other
         p = np.zeros((2, 8, 8, 8), np.float32)

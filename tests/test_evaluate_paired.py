@@ -1,10 +1,12 @@
 """`voxlift evaluate` and the metrics behind it."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
 from _paired_util import furniture_grid, make_dataset
+
 from voxlift.backend import checkpoint as ckpt
 from voxlift.backend.metrics import Scores, fscore, iou
 from voxlift.backend.paired import build_model
@@ -13,9 +15,19 @@ from voxlift.cli import main as cli_main
 from voxlift.dataset_tools import open_dataset
 
 torch.set_num_threads(1)
-CONFIG = {"kind": "paired", "image_size": 32, "input_size": 32, "resolution": 32, "latent_dim": 16,
-          "encoder_width": 4, "decoder_width": 4, "norm": "batch", "viewer_centred": True, "background": 1.0,
-          "fill": 0.6}
+CONFIG = {
+    "kind": "paired",
+    "image_size": 32,
+    "input_size": 32,
+    "resolution": 32,
+    "latent_dim": 16,
+    "encoder_width": 4,
+    "decoder_width": 4,
+    "norm": "batch",
+    "viewer_centred": True,
+    "background": 1.0,
+    "fill": 0.6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +67,25 @@ def test_scores_average_per_sample_then_per_category():
 def test_evaluate_json_and_saved_predictions_in_the_object_frame(checkpoint, tmp_path, capsys):
     data = make_dataset(tmp_path / "ds", chairs=2, tables=2, size=32)
     saved = tmp_path / "pred.npz"
-    assert cli_main(["evaluate", "--checkpoint", checkpoint, "--data", data, "--split", "all", "--json",
-                     "--save-predictions", str(saved), "--device", "cpu"]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--checkpoint",
+                checkpoint,
+                "--data",
+                data,
+                "--split",
+                "all",
+                "--json",
+                "--save-predictions",
+                str(saved),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     summary = result["summary"]
     assert set(summary["categories"]) == {"chair", "table"} and summary["overall"]["samples"] == 4 * 8
@@ -84,8 +113,26 @@ def test_evaluate_json_and_saved_predictions_in_the_object_frame(checkpoint, tmp
 def test_evaluate_reads_per_model_cameras_like_r2n2(checkpoint, tmp_path, capsys):
     data = make_dataset(tmp_path / "r2n2like", chairs=2, tables=1, size=32, views=3, per_model_views=True)
     saved = tmp_path / "pred.npz"
-    assert cli_main(["evaluate", "--checkpoint", checkpoint, "--data", data, "--split", "all", "--json",
-                     "--no-fscore", "--save-predictions", str(saved), "--device", "cpu"]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--checkpoint",
+                checkpoint,
+                "--data",
+                data,
+                "--split",
+                "all",
+                "--json",
+                "--no-fscore",
+                "--save-predictions",
+                str(saved),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["summary"]["overall"]["samples"] == 9
     ds = open_dataset(data)

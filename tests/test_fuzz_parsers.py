@@ -2,6 +2,7 @@
 exception, a hang or an out-of-memory: mutation fuzzing (hypothesis picks the seed and the edits), random
 bytes, round trips (a correct result, not a silently wrong one), and the inputs fuzzing found (regressions).
 The longer run is tests/fuzz/fuzz_parsers.py; its figures are in RELIABILITY.md."""
+
 from __future__ import annotations
 
 import io
@@ -18,6 +19,7 @@ import pytest
 from _fuzz_util import TARGETS, check, fix_crcs, make_zip, manifest_seeds, mutate, png_seeds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from voxlift.dataset_tools.binvox import encode_binvox, parse_binvox
 from voxlift.dataset_tools.dataset import open_dataset
 from voxlift.dataset_tools.errors import VoxliftError
@@ -29,8 +31,13 @@ from voxlift.dataset_tools.sh3f import Sh3fArchive, parse_properties
 # Pillow warns (and goes on) about the damaged TIFF/EXIF data the image target feeds it: expected noise.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 SEEDS = {name: t.seeds() for name, t in TARGETS.items()}
 
 
@@ -39,13 +46,18 @@ SEEDS = {name: t.seeds() for name, t in TARGETS.items()}
 @given(data=st.data())
 def test_mutated_inputs_parse_or_fail_cleanly(name, data, tmp_path):
     seed = data.draw(st.sampled_from(SEEDS[name]), label="seed")
-    edits = data.draw(st.integers(0, 2 ** 32 - 1), label="edits")
+    edits = data.draw(st.integers(0, 2**32 - 1), label="edits")
     check(TARGETS[name], mutate(seed, random.Random(edits)), tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
-@settings(max_examples=10, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(blob=st.binary(max_size=300))
 def test_random_bytes_fail_cleanly(name, blob, tmp_path):
     assert check(TARGETS[name], blob, tmp_path) in ("ok", "rejected")
@@ -60,7 +72,7 @@ def test_every_seed_parses(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- round trips
 @settings(max_examples=30, deadline=None, derandomize=True, database=None)
-@given(v=st.integers(3, 40), f=st.integers(1, 60), seed=st.integers(0, 2 ** 16))
+@given(v=st.integers(3, 40), f=st.integers(1, 60), seed=st.integers(0, 2**16))
 def test_obj_round_trip_is_exact(tmp_path_factory, v, f, seed):
     rng = np.random.default_rng(seed)
     mesh = Mesh(rng.normal(size=(v, 3)) * 10 ** rng.uniform(-6, 6), rng.integers(0, v, (f, 3)))
@@ -71,7 +83,7 @@ def test_obj_round_trip_is_exact(tmp_path_factory, v, f, seed):
 
 
 @settings(max_examples=30, deadline=None, derandomize=True, database=None)
-@given(d=st.integers(1, 40), p=st.floats(0, 1), seed=st.integers(0, 2 ** 16))
+@given(d=st.integers(1, 40), p=st.floats(0, 1), seed=st.integers(0, 2**16))
 def test_binvox_round_trip_is_exact(d, p, seed):
     grid = np.random.default_rng(seed).random((d, d, d)) < p
     back = parse_binvox(encode_binvox(grid, (0.25, -1, 2), 0.5), "x")
@@ -79,7 +91,9 @@ def test_binvox_round_trip_is_exact(d, p, seed):
 
 
 @settings(max_examples=30, deadline=None, derandomize=True, database=None)
-@given(h=st.integers(1, 33), w=st.integers(1, 33), c=st.sampled_from([1, 2, 3, 4]), seed=st.integers(0, 2 ** 16))
+@given(
+    h=st.integers(1, 33), w=st.integers(1, 33), c=st.sampled_from([1, 2, 3, 4]), seed=st.integers(0, 2**16)
+)
 def test_png_round_trip_is_exact(h, w, c, seed):
     image = np.random.default_rng(seed).integers(0, 256, (h, w, c), dtype=np.uint8)
     assert np.array_equal(read_png(encode_png(image)), image[..., 0] if c == 1 else image)
@@ -98,7 +112,9 @@ def test_pillow_written_pngs_decode_as_pillow_decodes_them():
             ref = np.asarray(im.convert("L"))
         else:
             ref = np.asarray(im)
-        assert ours.shape == ref.shape and np.array_equal(ours.astype(np.int64), ref.astype(np.int64)), im.mode
+        assert ours.shape == ref.shape and np.array_equal(ours.astype(np.int64), ref.astype(np.int64)), (
+            im.mode
+        )
 
 
 _KEY = st.text(st.characters(codec="latin-1", blacklist_characters="\r\n"), min_size=1, max_size=12)
@@ -117,8 +133,11 @@ def _escape(text: str, key: bool) -> str:
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)
-@given(pairs=st.dictionaries(_KEY, st.text(st.characters(codec="latin-1", blacklist_characters="\r\n"),
-                                          max_size=20), max_size=6))
+@given(
+    pairs=st.dictionaries(
+        _KEY, st.text(st.characters(codec="latin-1", blacklist_characters="\r\n"), max_size=20), max_size=6
+    )
+)
 def test_properties_round_trip(pairs):
     """What Java's Properties.store writes (escaped keys and values), parse_properties reads back."""
     text = "".join(f"{_escape(k, True)}={_escape(v, False)}\n" for k, v in pairs.items())
@@ -129,7 +148,7 @@ def test_properties_round_trip(pairs):
 def _zip_with_bad_deflate() -> bytes:
     data = bytearray(make_zip({"PluginFurnitureCatalog.properties": b"model#1=a.obj\n" * 20}))
     start = 30 + len("PluginFurnitureCatalog.properties")
-    data[start:start + 4] = b"\xff\xff\xff\xff"  # deflate block type 3 does not exist
+    data[start : start + 4] = b"\xff\xff\xff\xff"  # deflate block type 3 does not exist
     return bytes(data)
 
 
@@ -144,17 +163,28 @@ def test_regression_corrupt_deflate_stream_is_a_clean_error(tmp_path):
 def test_regression_unknown_zip_version_is_a_clean_error(tmp_path):
     data = bytearray(make_zip({"a.obj": b"v 0 0 0\n"}))
     cd = data.rfind(b"PK\x01\x02")
-    data[cd + 6:cd + 8] = struct.pack("<H", 89)  # "version needed to extract" 8.9
+    data[cd + 6 : cd + 8] = struct.pack("<H", 89)  # "version needed to extract" 8.9
     (tmp_path / "v.sh3f").write_bytes(bytes(data))
     with pytest.raises(VoxliftError, match="v.sh3f"):  # was NotImplementedError('zip file version 8.9')
         Sh3fArchive(tmp_path / "v.sh3f")
 
 
-@pytest.mark.parametrize("change", [
-    {"voxel_to_world": None}, {"voxel_to_world": [[1, 0], [0, 1, 2]]}, {"voxel_to_world": "eye"},
-    {"views": [{"azimuth": 0}]}, {"views": [{"azimuth": 0, "elevation": 0, "distance": 2, "fov": 40,
-                                            "world_to_pixel": [[1, 2, 3]]}] * 2},
-    {"views": "all"}, {"image_size": True}, {"views": []}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"voxel_to_world": None},
+        {"voxel_to_world": [[1, 0], [0, 1, 2]]},
+        {"voxel_to_world": "eye"},
+        {"views": [{"azimuth": 0}]},
+        {
+            "views": [{"azimuth": 0, "elevation": 0, "distance": 2, "fov": 40, "world_to_pixel": [[1, 2, 3]]}]
+            * 2
+        },
+        {"views": "all"},
+        {"image_size": True},
+        {"views": []},
+    ],
+)
 def test_regression_damaged_manifest_is_a_clean_error(tmp_path, change):
     manifest = {**json.loads(manifest_seeds()[0]), **change}
     if "voxel_to_world" in change and change["voxel_to_world"] is None:
@@ -166,7 +196,9 @@ def test_regression_damaged_manifest_is_a_clean_error(tmp_path, change):
         open_dataset(root)
 
 
-@pytest.mark.parametrize("line", [b'{"category":"chair"}', b"[1,2]", b'{"id":7}', b'{"id":"a","category":[1]}'])
+@pytest.mark.parametrize(
+    "line", [b'{"category":"chair"}', b"[1,2]", b'{"id":7}', b'{"id":"a","category":[1]}']
+)
 def test_regression_damaged_model_line_is_a_clean_error(tmp_path, line):
     root = tmp_path / "ds"
     root.mkdir()
@@ -177,14 +209,22 @@ def test_regression_damaged_model_line_is_a_clean_error(tmp_path, line):
 
 
 def _png(width, height, depth, ctype, rows: bytes) -> bytes:
-    return (SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(rows, 9)) + _chunk(b"IEND", b""))
+    return (
+        SIGNATURE
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(rows, 9))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def test_regression_png_claiming_gigabytes_is_refused_before_decompressing():
     # 16384 x 16384 16-bit RGBA: 2 GiB of rows from a 2 MB file; it used to be decompressed (killed for memory).
-    claim = SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", 16384, 16384, 16, 6, 0, 0, 0)) + \
-        _chunk(b"IDAT", zlib.compress(b"\0" * 100000)) + _chunk(b"IEND", b"")
+    claim = (
+        SIGNATURE
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", 16384, 16384, 16, 6, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 100000))
+        + _chunk(b"IEND", b"")
+    )
     with pytest.raises(VoxliftError, match="pixels allowed"):
         read_png(claim)
     with pytest.raises(VoxliftError, match="bytes of image data"):
@@ -219,8 +259,13 @@ def run_capped(code: str, mem_mb: int = 700) -> subprocess.CompletedProcess:
         resource.setrlimit(resource.RLIMIT_AS, (vm + {mem_mb} * 2**20, resource.RLIM_INFINITY))
         from voxlift.dataset_tools.errors import VoxliftError
     """)
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], check=False,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_header_claims_are_capped_under_a_memory_limit():
@@ -256,19 +301,24 @@ def test_npy_header_claiming_40_gigabytes_is_a_clean_error(tmp_path):
     header = "{'descr': '|u1', 'fortran_order': False, 'shape': (100000, 100000, 4), }"
     header += " " * (63 - (10 + len(header)) % 64) + "\n"
     path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(4096))
-    res = run_capped(f"""
+    res = run_capped(
+        f"""
         import voxlift.cmd_reconstruct as cr
         try:
             print("LOADED", cr.load_image({str(path)!r}).shape)
         except VoxliftError as exc:
             print("REFUSED", exc)
-    """, mem_mb=300)
-    assert res.returncode == 0 and res.stdout.startswith("REFUSED") and "claim.npy" in res.stdout, \
+    """,
+        mem_mb=300,
+    )
+    assert res.returncode == 0 and res.stdout.startswith("REFUSED") and "claim.npy" in res.stdout, (
         res.stdout + res.stderr[-1000:]
+    )
 
 
 def test_binvox_file_of_a_few_megabytes_does_not_need_gigabytes():
-    res = run_capped("""
+    res = run_capped(
+        """
         from voxlift.dataset_tools.binvox import parse_binvox
         d = 1024
         runs = b"\\x00\\xff" * (d ** 3 // 255) + bytes([0, d ** 3 % 255])
@@ -277,7 +327,9 @@ def test_binvox_file_of_a_few_megabytes_does_not_need_gigabytes():
             print("ACCEPTED")
         except VoxliftError as exc:
             print("REFUSED", exc)
-    """, mem_mb=700)
+    """,
+        mem_mb=700,
+    )
     assert res.returncode == 0 and res.stdout.startswith(("ACCEPTED", "REFUSED")), res.stderr[-500:]
 
 
@@ -294,7 +346,7 @@ def test_truncated_and_odd_images_for_reconstruct(tmp_path):
     """JPEG/TIFF/GIF/BMP through Pillow, truncated at every tenth of their length: a result or a clean error."""
     for k, seed in enumerate(SEEDS["image"]):
         for cut in range(1, 10):
-            check(TARGETS["image"], seed[:len(seed) * cut // 10], tmp_path / f"{k}-{cut}")
+            check(TARGETS["image"], seed[: len(seed) * cut // 10], tmp_path / f"{k}-{cut}")
 
 
 def test_regression_damaged_skipped_lines_do_not_stop_a_resume(tmp_path):

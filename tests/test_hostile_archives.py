@@ -1,6 +1,7 @@
 """.sh3f libraries and add-on zips are hostile until proven otherwise: entries are read into memory (never
 extracted), a `..` or absolute entry name refuses the archive, and entry counts and sizes (declared or real)
 are capped before anything is decompressed."""
+
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ import zipfile
 import pytest
 from _blender_util import run_in_blender
 from _fuzz_util import CATALOG_TEXT, make_zip, obj_seeds
+
 from voxlift.dataset_tools import sh3f
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.sources import iter_models
@@ -21,8 +23,12 @@ CUBE = obj_seeds()[1]
 
 
 def library(tmp_path, extra: dict[str, bytes], name="lib.sh3f") -> str:
-    entries = {"PluginFurnitureCatalog.properties": CATALOG_TEXT.encode("latin-1"), "chair.obj": CUBE,
-               "table.obj": CUBE, **extra}
+    entries = {
+        "PluginFurnitureCatalog.properties": CATALOG_TEXT.encode("latin-1"),
+        "chair.obj": CUBE,
+        "table.obj": CUBE,
+        **extra,
+    }
     path = tmp_path / name
     path.write_bytes(make_zip(entries))
     return str(path)
@@ -32,8 +38,17 @@ def files_under(root) -> set[str]:
     return {os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs}
 
 
-@pytest.mark.parametrize("entry", ["../evil.obj", "models/../../evil.obj", "/tmp/evil.obj", "C:/evil.obj",
-                                   "..\\evil.obj", "models\\..\\..\\evil.obj"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "../evil.obj",
+        "models/../../evil.obj",
+        "/tmp/evil.obj",
+        "C:/evil.obj",
+        "..\\evil.obj",
+        "models\\..\\..\\evil.obj",
+    ],
+)
 def test_escaping_entry_names_refuse_the_archive(tmp_path, entry):
     work = tmp_path / "work"
     work.mkdir()
@@ -78,15 +93,18 @@ def _set_sizes(data: bytes, name: bytes, size: int) -> bytes:
         pos = 0
         while (pos := out.find(sig, pos)) >= 0:
             name_at = pos + (30 if sig == b"PK\x03\x04" else 46)
-            if out[name_at:name_at + len(name)] == name:
-                out[pos + offset:pos + offset + 4] = struct.pack("<I", size)
+            if out[name_at : name_at + len(name)] == name:
+                out[pos + offset : pos + offset + 4] = struct.pack("<I", size)
             pos += 4
     return bytes(out)
 
 
 def test_declared_sizes_over_the_limits_refuse_before_decompressing(tmp_path):
-    big = _set_sizes(make_zip({"PluginFurnitureCatalog.properties": CATALOG_TEXT.encode("latin-1"),
-                               "chair.obj": CUBE}), b"chair.obj", sh3f.MAX_ENTRY_BYTES + 1)
+    big = _set_sizes(
+        make_zip({"PluginFurnitureCatalog.properties": CATALOG_TEXT.encode("latin-1"), "chair.obj": CUBE}),
+        b"chair.obj",
+        sh3f.MAX_ENTRY_BYTES + 1,
+    )
     (tmp_path / "big.sh3f").write_bytes(big)
     records = list(iter_models(str(tmp_path / "big.sh3f")))  # the catalog still lists
     with pytest.raises(VoxliftError, match="'chair.obj' is 536870913 bytes, over the limit"):
@@ -116,7 +134,9 @@ def test_entry_that_lies_about_its_size_is_cut_at_the_declared_size(tmp_path):
         except VoxliftError as exc:
             print("REFUSED", exc)
     """)
-    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout.strip()
     assert out == "64" or ("REFUSED" in out and "bomb.obj" in out), out
@@ -124,8 +144,9 @@ def test_entry_that_lies_about_its_size_is_cut_at_the_declared_size(tmp_path):
 
 def test_voxlift_extension_zip_has_only_plain_relative_names(repo_root):
     """What we ship: every entry of the add-on zip stays inside the folder it is installed into."""
-    out = subprocess.run([sys.executable, str(repo_root / "build.py"), "zip"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, str(repo_root / "build.py"), "zip"], capture_output=True, text=True, check=True
+    )
     zpath = out.stdout.strip().splitlines()[-1]
     names = zipfile.ZipFile(zpath).namelist()
     assert names and not [n for n in names if sh3f._hostile(n)]
@@ -135,9 +156,11 @@ def test_voxlift_extension_zip_has_only_plain_relative_names(repo_root):
 def test_blender_does_not_install_an_add_on_zip_outside_its_folder(tmp_path):
     """A hostile extension zip (valid manifest, plus `../` and absolute entries) handed to Blender's installer:
     nothing lands outside the extensions folder, whatever Blender answers."""
-    manifest = (b'schema_version = "1.0.0"\nid = "evil_ext"\nversion = "1.0.0"\nname = "Evil"\n'
-                b'tagline = "Evil test add-on"\nmaintainer = "t"\ntype = "add-on"\nlicense = ["SPDX:GPL-3.0-or-later"]\n'
-                b'blender_version_min = "4.2.0"\n')
+    manifest = (
+        b'schema_version = "1.0.0"\nid = "evil_ext"\nversion = "1.0.0"\nname = "Evil"\n'
+        b'tagline = "Evil test add-on"\nmaintainer = "t"\ntype = "add-on"\nlicense = ["SPDX:GPL-3.0-or-later"]\n'
+        b'blender_version_min = "4.2.0"\n'
+    )
     evil = tmp_path / "evil.zip"
     escaped = tmp_path / "escaped.txt"
     absolute = tmp_path / "absolute.txt"
@@ -147,7 +170,8 @@ def test_blender_does_not_install_an_add_on_zip_outside_its_folder(tmp_path):
         z.writestr("../../../../escaped.txt", b"x")
         z.writestr("../../../../../../../../../../" + str(escaped).lstrip("/"), b"x")
         z.writestr(str(absolute), b"x")
-    res = run_in_blender(f"""
+    res = run_in_blender(
+        f"""
         import json
         try:
             r = bpy.ops.extensions.package_install_files(filepath={str(evil)!r}, repo="user_default",
@@ -155,11 +179,22 @@ def test_blender_does_not_install_an_add_on_zip_outside_its_folder(tmp_path):
         except Exception as exc:
             r = repr(exc)
         print(json.dumps({{"result": str(r)}}))
-    """, tmp_path, install=False, check=False, timeout=180)
+    """,
+        tmp_path,
+        install=False,
+        check=False,
+        timeout=180,
+    )
     assert not escaped.exists() and not absolute.exists(), res.stdout[-2000:] + res.stderr[-2000:]
     home = tmp_path / "blender-home"
-    stray = [p for p in files_under(tmp_path) if p.endswith(("escaped.txt", "absolute.txt"))
-             and not p.startswith(str(home / "blender" / "extensions"))]
+    stray = [
+        p
+        for p in files_under(tmp_path)
+        if p.endswith(("escaped.txt", "absolute.txt"))
+        and not p.startswith(str(home / "blender" / "extensions"))
+    ]
     assert not stray, stray
     assert not (tmp_path / "ran.txt").exists()  # installing without enabling runs none of its code
-    print("Blender answered:", res.stdout[-300:], res.stderr[-300:])  # shown with -s; RELIABILITY.md quotes it
+    print(
+        "Blender answered:", res.stdout[-300:], res.stderr[-300:]
+    )  # shown with -s; RELIABILITY.md quotes it

@@ -8,6 +8,7 @@ import pytest
 from _paired_util import furniture_grid
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes, mesh_surface_area
+
 from voxlift.meshing import cubes_mesh, mesh_from_probs, smooth_mesh, triangulate
 
 
@@ -106,7 +107,7 @@ def test_greedy_keeps_the_shape_with_fewer_faces(seed):
 
 def test_furniture_grid_greedy_is_much_smaller():
     occ = furniture_grid("chair", np.random.default_rng(0), 32)
-    v, q = cubes_mesh(occ)
+    _v, q = cubes_mesh(occ)
     gv, gq = cubes_mesh(occ, greedy=True)
     assert len(q) == exposed_sides(occ) and len(gq) * 5 < len(q)
     assert volume(gv, gq) == pytest.approx(occ.sum() / 32**3, rel=1e-5)
@@ -177,7 +178,7 @@ def test_threshold_and_modes():
     hi = mesh_from_probs(probs, "cubes", 0.8)
     assert volume(*lo) > volume(*hi) > 0
     assert len(mesh_from_probs(probs, "cubes", 0.5)[1]) == exposed_sides(probs >= 0.5)
-    sv, sq = mesh_from_probs(probs, "smooth", 0.5)
+    _sv, sq = mesh_from_probs(probs, "smooth", 0.5)
     assert len(sq) > 0
     assert mesh_from_probs(np.zeros((8, 8, 8)), "cubes", 0.5)[1].shape == (0, 4)
     assert mesh_from_probs(np.zeros((8, 8, 8)), "smooth", 0.5)[1].shape == (0, 4)

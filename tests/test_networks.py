@@ -1,6 +1,8 @@
 """The shared building blocks: the decoders' two heads (transposed convolution, sub-pixel shuffle)."""
+
 import pytest
 import torch
+
 from voxlift.backend.networks import ImageDecoder, VoxelDecoder, _shuffle_up, decoder_head
 
 
@@ -65,8 +67,15 @@ def test_lifted_image_cells_land_in_the_viewer_frame_column_behind_them():
 def test_paired_model_with_and_without_lift():
     from voxlift.backend.paired import build_model
 
-    cfg = {"input_size": 32, "resolution": 32, "latent_dim": 16, "encoder_width": 4, "decoder_width": 4,
-           "norm": "batch", "decoder_head": "shuffle"}
+    cfg = {
+        "input_size": 32,
+        "resolution": 32,
+        "latent_dim": 16,
+        "encoder_width": 4,
+        "decoder_width": 4,
+        "norm": "batch",
+        "decoder_head": "shuffle",
+    }
     x = torch.randn(2, 1, 32, 32)
     plain, lifted = build_model(cfg), build_model({**cfg, "lift": True})
     assert plain.lift is None and lifted.lift is not None

@@ -1,9 +1,11 @@
 """OBJ reading and writing: the syntax variants real files use, a per-line reference parser on random
 files, a real Sweet Home 3D model against trimesh, and every kind of bad file."""
+
 import zipfile
 
 import numpy as np
 import pytest
+
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.mesh import Mesh
 from voxlift.dataset_tools.obj import parse_obj, read_obj, write_obj
@@ -38,8 +40,17 @@ def test_triangle_quad_and_ngon_fan():
     assert m.vertices.shape == (5, 3) and m.vertices.dtype == np.float64
 
 
-@pytest.mark.parametrize("face", [b"f 1/1/1 2/2/2 3/3/3 4/4/4", b"f 1//7 2//7 3//7 4//7", b"f 1/5 2/6 3/7 4/8",
-                                  b"f -4/1/1 -3/2/2 -2/3/3 -1/4/4", b"f -4 -3 -2 -1", b"f 1/1/1 2//2 3/3 -1"])
+@pytest.mark.parametrize(
+    "face",
+    [
+        b"f 1/1/1 2/2/2 3/3/3 4/4/4",
+        b"f 1//7 2//7 3//7 4//7",
+        b"f 1/5 2/6 3/7 4/8",
+        b"f -4/1/1 -3/2/2 -2/3/3 -1/4/4",
+        b"f -4 -3 -2 -1",
+        b"f 1/1/1 2//2 3/3 -1",
+    ],
+)
 def test_corner_syntaxes(face):
     m = parse_obj(SQUARE + b"vt 0 0\nvn 0 0 1\n" + face + b"\n", "t.obj")
     assert m.faces.tolist() == [[0, 1, 2], [0, 2, 3]]
@@ -51,9 +62,12 @@ def test_relative_indices_refer_to_vertices_before_the_line():
 
 
 def test_groups_objects_materials_and_noise_keep_every_part():
-    data = (b"# a comment\r\nmtllib x.mtl\r\no first\r\ng seat\r\nusemtl wood\r\n" + SQUARE.replace(b"\n", b"\r\n")
-            + b"s 1\r\nf 1 2 3\r\n\r\no second\r\n  g   leg  \r\nusemtl metal\r\nv\t2 2\t2\r\nv 3 2 2 \r\n"
-            b"v 2 3 2 0.5 0.5 0.5\r\n   f  5  6 \\\r\n 7\r\nl 1 2\r\nvp 0.1\r\ncstype bezier\r\nf 1 3 4")
+    data = (
+        b"# a comment\r\nmtllib x.mtl\r\no first\r\ng seat\r\nusemtl wood\r\n"
+        + SQUARE.replace(b"\n", b"\r\n")
+        + b"s 1\r\nf 1 2 3\r\n\r\no second\r\n  g   leg  \r\nusemtl metal\r\nv\t2 2\t2\r\nv 3 2 2 \r\n"
+        b"v 2 3 2 0.5 0.5 0.5\r\n   f  5  6 \\\r\n 7\r\nl 1 2\r\nvp 0.1\r\ncstype bezier\r\nf 1 3 4"
+    )
     m = parse_obj(data, "t.obj")
     assert m.faces.tolist() == [[0, 1, 2], [4, 5, 6], [0, 2, 3]]
     assert m.vertices[4:].tolist() == [[2, 2, 2], [3, 2, 2], [2, 3, 2]]  # colours dropped
@@ -71,8 +85,11 @@ def test_random_files_match_the_per_line_reference(seed):
     for _ in range(3000):
         if nv < 8 or rng.random() < 0.4:
             x = rng.normal(size=3)
-            lines.append("v " + " ".join(f"{c:.{rng.integers(1, 12)}g}" for c in x)
-                         + (" 1 0.5 0.25" if rng.random() < 0.1 else ""))
+            lines.append(
+                "v "
+                + " ".join(f"{c:.{rng.integers(1, 12)}g}" for c in x)
+                + (" 1 0.5 0.25" if rng.random() < 0.1 else "")
+            )
             nv += 1
             continue
         n = int(rng.choice([3, 3, 3, 4, 4, 5, 8]))
@@ -84,7 +101,9 @@ def test_random_files_match_the_per_line_reference(seed):
             parts.append([f"{i}", f"{i}/{i}", f"{i}//{i}", f"{i}/{i}/{i}"][style])
         lines.append("f " + " ".join(parts))
         if rng.random() < 0.05:
-            lines.append(rng.choice(["# comment", "g part", "usemtl m", "vn 0 0 1", "vt 0.5 0.5", "", "s off"]))
+            lines.append(
+                rng.choice(["# comment", "g part", "usemtl m", "vn 0 0 1", "vt 0.5 0.5", "", "s off"])
+            )
     lines.append("f 1 2 3")
     text = "\n".join(lines) + "\n"
     m = parse_obj(text.encode(), "r.obj")
@@ -112,8 +131,12 @@ def test_sweet_home_3d_chair_matches_trimesh(sh3f_libraries):
     tm = trimesh.load(trimesh.util.wrap_as_stream(data), file_type="obj", process=False, force="mesh")
     assert len(m.faces) == len(tm.faces) > 1000
     assert np.array_equal(np.unique(m.vertices, axis=0), np.unique(tm.vertices, axis=0))  # trimesh reorders
-    area = 0.5 * np.linalg.norm(np.cross(*(m.vertices[m.faces[:, 1:]] - m.vertices[m.faces[:, :1]])
-                                          .transpose(1, 0, 2)), axis=1).sum()
+    area = (
+        0.5
+        * np.linalg.norm(
+            np.cross(*(m.vertices[m.faces[:, 1:]] - m.vertices[m.faces[:, :1]]).transpose(1, 0, 2)), axis=1
+        ).sum()
+    )
     assert area == pytest.approx(tm.area, rel=1e-9)
 
 

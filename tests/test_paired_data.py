@@ -1,8 +1,10 @@
 """The paired data pipeline: frames and rotation, alignment of rotated targets, sampler, augmentation."""
+
 import numpy as np
 import pytest
 import torch
 from _paired_util import furniture_grid, make_dataset, voxel_centres
+
 from voxlift.backend.data import (
     Augment,
     AugmentConfig,
@@ -36,6 +38,7 @@ def test_quarter_turns_are_exact_and_agree_with_resampling():
         exact = resample_z(g, [angle])
         # The trilinear path lands on voxel centres at 90-degree multiples: same grid up to rounding.
         from voxlift.backend.data import _resample_trilinear
+
         resampled = _resample_trilinear(g, float(angle))
         assert torch.equal(exact, resampled.round())
         assert exact.sum() == g.sum()  # a permutation: nothing lost
@@ -84,7 +87,11 @@ def test_viewer_centred_target_lands_on_the_views_alpha(tiny):
             on = (ds.alpha[m, v][uv[:, 1], uv[:, 0]] > 0).mean()
             assert on > 0.98, (m, v, on)
             if view.azimuth % 180:
-                raw = np.floor(project(voxel_centres(ds.voxels[m]), front)).astype(int).clip(0, ds.image_size - 1)
+                raw = (
+                    np.floor(project(voxel_centres(ds.voxels[m]), front))
+                    .astype(int)
+                    .clip(0, ds.image_size - 1)
+                )
                 unrotated.append((ds.alpha[m, v][raw[:, 1], raw[:, 0]] > 0).mean())
     assert np.mean(unrotated) < 0.9  # the control: without the rotation the grid misses the alpha
 
@@ -130,7 +137,7 @@ def test_augmentation_is_a_function_of_the_step_and_keeps_the_object(tiny):
     inside = batch["alpha"].unsqueeze(1) == 255
     assert (a1 - plain)[inside].abs().median() < 0.5
     # Target: the viewer-centred grid of each view.
-    assert torch.equal(target[0], batch["voxels"][0].float())            # azimuth 0
+    assert torch.equal(target[0], batch["voxels"][0].float())  # azimuth 0
     assert torch.equal(target[2], torch.rot90(batch["voxels"][2].float(), 1, dims=(1, 0)))  # azimuth 90
     obj = Augment(AugmentConfig(viewer_centred=False))(batch, torch.device("cpu"), train=False)[1]
     assert torch.equal(obj, batch["voxels"].float())
@@ -162,5 +169,6 @@ def test_prepare_image_frames_a_user_image_like_the_renderings(tiny):
     assert abs((xs.min() + xs.max()) / 2 - 15.5) <= 1.5 and abs((ys.min() + ys.max()) / 2 - 15.5) <= 1.5
     assert gray[a < 0.01].min() > 0.95  # composited on the training background, not the grey canvas
     from voxlift.dataset_tools import VoxliftError
+
     with pytest.raises(VoxliftError, match="no object"):
         prepare_image(np.zeros((20, 20, 4), np.uint8), 32)

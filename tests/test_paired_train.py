@@ -1,5 +1,6 @@
 """Training the paired model: it learns, it overfits, it resumes exactly after a kill, it runs under DDP,
 and its checkpoints are safetensors only."""
+
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from _paired_util import make_dataset
+
 from voxlift.backend import checkpoint as ckpt
 from voxlift.backend.data import Augment, AugmentConfig, ViewDataset
 from voxlift.backend.losses import voxel_loss
@@ -21,8 +23,23 @@ from voxlift.cli import main as cli_main
 from voxlift.dataset_tools import VoxliftError, open_dataset
 
 torch.set_num_threads(1)  # the machine's 2 cores are shared: one thread avoids OpenMP spinning
-SMALL = ["--batch-size", "4", "--latent-dim", "64", "--encoder-width", "8", "--decoder-width", "4",
-         "--workers", "0", "--quiet", "--warmup", "5", "--device", "cpu"]
+SMALL = [
+    "--batch-size",
+    "4",
+    "--latent-dim",
+    "64",
+    "--encoder-width",
+    "8",
+    "--decoder-width",
+    "4",
+    "--workers",
+    "0",
+    "--quiet",
+    "--warmup",
+    "5",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +52,19 @@ def _env():
 
 
 def _train_cmd(data, out, *extra):
-    return [sys.executable, "-m", "voxlift.cli", "train", "paired", "--data", data, "--out", str(out), *SMALL,
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "voxlift.cli",
+        "train",
+        "paired",
+        "--data",
+        data,
+        "--out",
+        str(out),
+        *SMALL,
+        *extra,
+    ]
 
 
 def test_model_overfits_four_samples_and_its_loss_falls(tiny):
@@ -46,8 +74,16 @@ def test_model_overfits_four_samples_and_its_loss_falls(tiny):
     # 4 models seen from 0, 90, 180 and 270 degrees (exact rotations: binary viewer-centred targets).
     batch = torch.utils.data.default_collate([items[i] for i in (0, 10, 44, 54)])
     x, target = Augment(AugmentConfig())(batch, torch.device("cpu"), train=False)
-    model = build_model({"input_size": 32, "resolution": 32, "latent_dim": 64, "encoder_width": 8,
-                         "decoder_width": 4, "norm": "batch"})
+    model = build_model(
+        {
+            "input_size": 32,
+            "resolution": 32,
+            "latent_dim": 64,
+            "encoder_width": 8,
+            "decoder_width": 4,
+            "norm": "batch",
+        }
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
     losses = []
     for _ in range(100):
@@ -80,8 +116,26 @@ def test_other_losses_fall_too(kind):
 
 def test_cli_training_lowers_the_loss_and_writes_checkpoints_and_logs(tiny, tmp_path):
     out = tmp_path / "run"
-    assert cli_main(["train", "paired", "--data", tiny, "--out", str(out), *SMALL, "--steps", "40",
-                     "--val-every", "20", "--lr", "3e-3"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "paired",
+                "--data",
+                tiny,
+                "--out",
+                str(out),
+                *SMALL,
+                "--steps",
+                "40",
+                "--val-every",
+                "20",
+                "--lr",
+                "3e-3",
+            ]
+        )
+        == 0
+    )
     config = json.loads((out / "config.json").read_text())
     assert config["kind"] == "paired" and config["viewer_centred"] is True
     _, meta = ckpt.load_checkpoint(out / "last.safetensors")
@@ -94,11 +148,17 @@ def test_cli_training_lowers_the_loss_and_writes_checkpoints_and_logs(tiny, tmp_
     assert "val/iou@0.3" in events.Tags()["scalars"] and "val/input|predicted|true" in events.Tags()["images"]
     p = load_predictor(out, device="cpu")
     probs = p.predict(open_dataset(tiny).images[0])
-    assert probs.shape == (8, 32, 32, 32) and probs.dtype == np.float32 and 0 <= probs.min() <= probs.max() <= 1
+    assert (
+        probs.shape == (8, 32, 32, 32) and probs.dtype == np.float32 and 0 <= probs.min() <= probs.max() <= 1
+    )
     # The mixed-precision path (bf16 autocast, channels-last; the CUDA default) runs on the CPU too.
     amp = tmp_path / "amp"
-    assert cli_main(["train", "paired", "--data", tiny, "--out", str(amp), *SMALL, "--steps", "3",
-                     "--bf16", "on"]) == 0
+    assert (
+        cli_main(
+            ["train", "paired", "--data", tiny, "--out", str(amp), *SMALL, "--steps", "3", "--bf16", "on"]
+        )
+        == 0
+    )
     tensors, _ = ckpt.load_checkpoint(amp / "last.safetensors")
     assert tensors["model.encoder.fc.weight"].dtype == torch.float32
     assert torch.isfinite(tensors["model.decoder.fc.weight"]).all()
@@ -118,8 +178,9 @@ def test_resume_after_kill_continues_exactly(tiny, tmp_path):
     straight = tmp_path / "straight"
     subprocess.run(_train_cmd(tiny, straight, *steps), check=True, env=_env(), capture_output=True)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(tiny, killed, *steps), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(tiny, killed, *steps), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while _step_of(killed / "last.safetensors") < 4 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -139,9 +200,28 @@ def test_resume_after_kill_continues_exactly(tiny, tmp_path):
 
 def test_two_process_gloo_ddp_run_trains(tiny, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "voxlift.backend.train", "paired", "--data", tiny, "--out", str(out), *SMALL,
-           "--steps", "6", "--val-every", "3", "--val-samples", "8"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "voxlift.backend.train",
+        "paired",
+        "--data",
+        tiny,
+        "--out",
+        str(out),
+        *SMALL,
+        "--steps",
+        "6",
+        "--val-every",
+        "3",
+        "--val-samples",
+        "8",
+    ]
     res = subprocess.run(cmd, check=False, env=_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     tensors, meta = ckpt.load_checkpoint(out / "last.safetensors")
@@ -152,8 +232,16 @@ def test_two_process_gloo_ddp_run_trains(tiny, tmp_path):
 
 
 def test_checkpoint_loading_refuses_pickles_garbage_and_misfits(tiny, tmp_path, capsys):
-    model = build_model({"input_size": 32, "resolution": 32, "latent_dim": 16, "encoder_width": 4,
-                         "decoder_width": 4, "norm": "batch"})
+    model = build_model(
+        {
+            "input_size": 32,
+            "resolution": 32,
+            "latent_dim": 16,
+            "encoder_width": 4,
+            "decoder_width": 4,
+            "norm": "batch",
+        }
+    )
     pickled = tmp_path / "evil.safetensors"
     torch.save(model.state_dict(), pickled)
     with pytest.raises(VoxliftError, match="evil.safetensors.*pickle"):
@@ -166,8 +254,16 @@ def test_checkpoint_loading_refuses_pickles_garbage_and_misfits(tiny, tmp_path, 
     empty.write_bytes(b"")
     with pytest.raises(VoxliftError, match="empty.safetensors"):
         load_predictor(empty)
-    config = {"kind": "paired", "image_size": 32, "input_size": 32, "resolution": 32, "latent_dim": 16,
-              "encoder_width": 4, "decoder_width": 4, "norm": "batch"}
+    config = {
+        "kind": "paired",
+        "image_size": 32,
+        "input_size": 32,
+        "resolution": 32,
+        "latent_dim": 16,
+        "encoder_width": 4,
+        "decoder_width": 4,
+        "norm": "batch",
+    }
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     good = tmp_path / "good.safetensors"
     ckpt.save_checkpoint(good, state, {"config": config})
@@ -191,10 +287,26 @@ def test_checkpoint_loading_refuses_pickles_garbage_and_misfits(tiny, tmp_path, 
 def test_max_minutes_fits_the_schedule_to_the_time_budget(tiny, tmp_path):
     out = tmp_path / "timed"
     t0 = time.time()
-    assert cli_main(["train", "paired", "--data", tiny, "--out", str(out), *SMALL, "--max-minutes", "0.1",
-                     "--val-every", "1000"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "paired",
+                "--data",
+                tiny,
+                "--out",
+                str(out),
+                *SMALL,
+                "--max-minutes",
+                "0.1",
+                "--val-every",
+                "1000",
+            ]
+        )
+        == 0
+    )
     _, meta = ckpt.load_checkpoint(out / "last.safetensors")
     assert time.time() - t0 < 60 and meta["elapsed"] < 6 + 5
     # Fitted after 45 steps; a run too slow to reach them simply stops on time with the warm-up schedule.
-    assert meta["schedule_total"] < 10 ** 9 or meta["step"] < 45
+    assert meta["schedule_total"] < 10**9 or meta["step"] < 45
     assert meta["step"] > 0

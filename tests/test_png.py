@@ -1,4 +1,5 @@
 """dataset_tools.png: every colour type and bit depth, filters, Adam7, tRNS, and damaged files."""
+
 import io
 import struct
 import zlib
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from _sources_util import encode_png
 from PIL import Image
+
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.png import encode_png as voxlift_encode
 from voxlift.dataset_tools.png import read_png, write_png
@@ -19,8 +21,10 @@ def samples(h, w, c, depth):
 
 
 @pytest.mark.parametrize("interlace", [False, True])
-@pytest.mark.parametrize("color_type,depth", [(0, 1), (0, 2), (0, 4), (0, 8), (0, 16), (2, 8), (2, 16),
-                                              (4, 8), (4, 16), (6, 8), (6, 16)])
+@pytest.mark.parametrize(
+    "color_type,depth",
+    [(0, 1), (0, 2), (0, 4), (0, 8), (0, 16), (2, 8), (2, 16), (4, 8), (4, 16), (6, 8), (6, 16)],
+)
 def test_direct_colour_types_round_trip(color_type, depth, interlace):
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
     s = samples(11, 13, channels, depth)  # odd sizes: partial bytes, empty Adam7 passes
@@ -43,7 +47,7 @@ def test_palette_with_and_without_trns(depth):
     trns = bytes(range(0, 2 * min(n, 3), 2))  # alpha for the first entries only, the rest opaque
     got = read_png(encode_png(idx, 3, depth, palette=palette, trns=trns))
     alpha = np.full(256, 255, np.uint8)
-    alpha[:len(trns)] = list(trns)
+    alpha[: len(trns)] = list(trns)
     assert got.shape == (9, 14, 4)
     np.testing.assert_array_equal(got[..., 3], alpha[idx[..., 0]])
 
@@ -90,14 +94,17 @@ def good_png():
     return voxlift_encode(RNG.integers(0, 256, (8, 8, 3)).astype(np.uint8))
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda d: b"", "empty file"),
-    (lambda d: b"GIF89a" + d[6:], "not a PNG"),
-    (lambda d: d[:-30], "truncated"),
-    (lambda d: d[:40], "truncated"),
-    (lambda d: d[:20] + bytes([d[20] ^ 1]) + d[21:], "CRC"),
-    (lambda d: d.replace(b"IHDR", b"IHDX"), "CRC"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda d: b"", "empty file"),
+        (lambda d: b"GIF89a" + d[6:], "not a PNG"),
+        (lambda d: d[:-30], "truncated"),
+        (lambda d: d[:40], "truncated"),
+        (lambda d: d[:20] + bytes([d[20] ^ 1]) + d[21:], "CRC"),
+        (lambda d: d.replace(b"IHDR", b"IHDX"), "CRC"),
+    ],
+)
 def test_damaged_files_raise_voxlift_error_naming_the_file(tmp_path, damage, message):
     path = tmp_path / "bad.png"
     path.write_bytes(damage(good_png()))
@@ -109,6 +116,7 @@ def test_damaged_files_raise_voxlift_error_naming_the_file(tmp_path, damage, mes
 def _png_with(ihdr: bytes, idat: bytes) -> bytes:
     def chunk(t, b):
         return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xFFFFFFFF)
+
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
@@ -163,7 +171,9 @@ def test_grid_preview_shows_the_grid():
     assert len(grays) >= 3
     col = img[:, 32]
     first = np.nonzero(col < 255)[0][0]
-    assert col[first + 1] > 0.9 * col[col < 255].max() > 1.2 * col[col < 255].min()  # top face first, brightest
+    assert (
+        col[first + 1] > 0.9 * col[col < 255].max() > 1.2 * col[col < 255].min()
+    )  # top face first, brightest
     # a one-voxel rod at 32^3 stays visible
     rod = np.zeros((32, 32, 32), bool)
     rod[16, 16, :] = True
@@ -176,10 +186,14 @@ def test_contact_sheet_layout_and_labels():
     tiles = [np.full((10, 12), 100, np.uint8), np.full((8, 8), 50, np.uint8), np.zeros((10, 12, 3), np.uint8)]
     sheet = contact_sheet(tiles, columns=2, gap=2)
     assert sheet.shape == (2 * (10 + 2) + 2, 2 * (12 + 2) + 2)
-    assert (sheet[2:12, 2:14] == 100).all() and (sheet[2:10, 16:24] == 50).all() and (sheet[14:24, 2:14] == 0).all()
+    assert (
+        (sheet[2:12, 2:14] == 100).all()
+        and (sheet[2:10, 16:24] == 50).all()
+        and (sheet[14:24, 2:14] == 0).all()
+    )
     labelled = contact_sheet(tiles, columns=3, labels=["a1", "b", "chair 3"])
     assert labelled.shape[0] > sheet.shape[0] // 2 + 10
-    under = labelled[2 + 10 + 2:, :]
+    under = labelled[2 + 10 + 2 :, :]
     assert (under == 0).any()  # the text is drawn
     with pytest.raises(ValueError):
         contact_sheet(tiles, labels=["only one"])

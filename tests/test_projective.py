@@ -1,10 +1,12 @@
 """Projective generator halves: the camera moves features between grid and image cells where they belong."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
 from _cyclegan_util import make_dataset, splat, voxelize_boxes
+
 from voxlift.backend import checkpoint, cyclegan, projective
 from voxlift.backend.data import to_viewer_frame
 from voxlift.backend.predict import load_predictor
@@ -19,17 +21,23 @@ R, S = 16, 32  # grid side, image side
 
 def _camera(elevation=25.0, distance=2.6, fov=40.0):
     view = make_view(0.0, elevation, distance, fov, S)
-    return {"world_to_pixel": view.world_to_pixel.tolist(), "image_size": S, "distance": distance,
-            "voxel_to_world": voxel_to_world(R).tolist()}, view
+    return {
+        "world_to_pixel": view.world_to_pixel.tolist(),
+        "image_size": S,
+        "distance": distance,
+        "voxel_to_world": voxel_to_world(R).tolist(),
+    }, view
 
 
 def test_projected_grid_outline_is_the_rendered_outline():
     camera, view = _camera()
     # a chair-like set of boxes: the outline of its projection is the outline of its splatted rendering
     # off-centre and lopsided, so that a mirrored or upside-down projection would not line up
-    boxes = [(np.array([-0.45, -0.3, 0.15]), np.array([0.05, 0.3, 0.25])),
-             (np.array([-0.45, 0.2, 0.15]), np.array([-0.25, 0.3, 0.5])),
-             (np.array([-0.45, -0.3, -0.5]), np.array([-0.35, -0.2, 0.15]))]
+    boxes = [
+        (np.array([-0.45, -0.3, 0.15]), np.array([0.05, 0.3, 0.25])),
+        (np.array([-0.45, 0.2, 0.15]), np.array([-0.25, 0.3, 0.5])),
+        (np.array([-0.45, -0.3, -0.5]), np.array([-0.35, -0.2, 0.15])),
+    ]
     grid = voxelize_boxes(boxes, R)
     _, alpha = splat(grid, view, S)
     rays = projective.ray_samples(camera, R, S, 48)
@@ -37,15 +45,21 @@ def test_projected_grid_outline_is_the_rendered_outline():
     ref = torch.from_numpy(alpha > 0)
     iou = float((sil & ref).sum() / (sil | ref).sum())
     assert iou > 0.8, iou
-    for wrong in (ref.flip(1), ref.flip(0), ref.T):  # a mirrored, flipped or transposed axis would not line up
+    for wrong in (
+        ref.flip(1),
+        ref.flip(0),
+        ref.T,
+    ):  # a mirrored, flipped or transposed axis would not line up
         assert float((sil & wrong).sum() / (sil | wrong).sum()) < 0.5
 
 
 def test_soft_silhouette_matches_the_alpha_outline_and_carries_a_gradient():
     camera, view = _camera()
-    boxes = [(np.array([-0.45, -0.3, 0.15]), np.array([0.05, 0.3, 0.25])),
-             (np.array([-0.45, 0.2, 0.15]), np.array([-0.25, 0.3, 0.5])),
-             (np.array([-0.45, -0.3, -0.5]), np.array([-0.35, -0.2, 0.15]))]
+    boxes = [
+        (np.array([-0.45, -0.3, 0.15]), np.array([0.05, 0.3, 0.25])),
+        (np.array([-0.45, 0.2, 0.15]), np.array([-0.25, 0.3, 0.5])),
+        (np.array([-0.45, -0.3, -0.5]), np.array([-0.35, -0.2, 0.15])),
+    ]
     grid = torch.from_numpy(voxelize_boxes(boxes, R)).float()[None]
     _, alpha = splat(grid[0].numpy() > 0.5, view, S)
     rays = projective.ray_samples(camera, R, R, 3 * R)
@@ -60,7 +74,9 @@ def test_soft_silhouette_matches_the_alpha_outline_and_carries_a_gradient():
     assert float(out.max()) < 0.8
     torch.nn.functional.binary_cross_entropy(out, mask[None].float()).backward()
     g = -logits.grad[0]  # the direction the term moves each cell's logit
-    assert float(g[grid[0] > 0.5].mean()) > 0 and float(g[grid[0] > 0.5].mean()) > float(g[grid[0] < 0.5].mean())
+    assert float(g[grid[0] > 0.5].mean()) > 0 and float(g[grid[0] > 0.5].mean()) > float(
+        g[grid[0] < 0.5].mean()
+    )
 
 
 def test_back_projection_fills_the_cells_behind_an_image_cell():
@@ -82,9 +98,20 @@ def test_back_projection_fills_the_cells_behind_an_image_cell():
     assert depth[0, 0, 0, -1, 0] > depth[0, 0, 0, 0, -1]
 
 
-@pytest.mark.parametrize("bad", [None, {"world_to_pixel": [[1, 2]]}, "camera",
-                                 {"world_to_pixel": np.zeros((3, 4)).tolist(), "image_size": 32, "distance": 2,
-                                  "voxel_to_world": np.eye(4).tolist()}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        {"world_to_pixel": [[1, 2]]},
+        "camera",
+        {
+            "world_to_pixel": np.zeros((3, 4)).tolist(),
+            "image_size": 32,
+            "distance": 2,
+            "voxel_to_world": np.eye(4).tolist(),
+        },
+    ],
+)
 def test_a_config_without_a_usable_camera_is_refused(bad):
     with pytest.raises(ValueError, match="camera"):
         projective.camera_from_config({"camera": bad})
@@ -95,8 +122,25 @@ def data(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("pj") / "ds", n_per_category=8, image_size=S, resolution=R)
 
 
-TINY = ["--latent-dim", "16", "--encoder-width", "4", "--decoder-width", "4", "--batch-size", "4", "--quiet",
-        "--critic-width", "4", "--n-critic", "1", "--val-every", "100", "--val-samples", "8"]
+TINY = [
+    "--latent-dim",
+    "16",
+    "--encoder-width",
+    "4",
+    "--decoder-width",
+    "4",
+    "--batch-size",
+    "4",
+    "--quiet",
+    "--critic-width",
+    "4",
+    "--n-critic",
+    "1",
+    "--val-every",
+    "100",
+    "--val-samples",
+    "8",
+]
 
 
 def test_auto_picks_projective_where_the_views_share_a_camera(data, tmp_path):
@@ -106,7 +150,9 @@ def test_auto_picks_projective_where_the_views_share_a_camera(data, tmp_path):
     assert config["generators"] == "projective"
     assert np.allclose(config["camera"]["world_to_pixel"], _camera()[1].world_to_pixel)
     model = cyclegan.CycleGAN(config)
-    assert isinstance(model.enc3d, projective.VoxelToCode) and isinstance(model.dec3d, projective.CodeToVoxels)
+    assert isinstance(model.enc3d, projective.VoxelToCode) and isinstance(
+        model.dec3d, projective.CodeToVoxels
+    )
     # prediction rebuilds the camera from the config; a damaged camera is one line naming the file
     p = load_predictor(run, "cpu")
     assert p.predict(np.asarray(open_dataset(data).images[0])).shape == (2, R, R, R)
@@ -119,23 +165,74 @@ def test_auto_picks_projective_where_the_views_share_a_camera(data, tmp_path):
 
 
 def test_views_of_several_elevations_fall_back_to_latent_or_refuse(tmp_path, capsys):
-    data = make_dataset(tmp_path / "ds", n_per_category=4, image_size=S, resolution=R, views=4)  # 25 and 10 deg
+    data = make_dataset(
+        tmp_path / "ds", n_per_category=4, image_size=S, resolution=R, views=4
+    )  # 25 and 10 deg
     run = tmp_path / "run"
     assert cli_main(["train", "cyclegan", "--data", str(data), "--out", str(run), "--steps", "1", *TINY]) == 0
     assert json.loads((run / "config.json").read_text())["generators"] == "latent"
-    rc = cli_main(["train", "autoencoder", "--data", str(data), "--out", str(tmp_path / "ae"), "--steps", "1",
-                   "--generators", "projective", "--latent-dim", "16", "--quiet"])
+    rc = cli_main(
+        [
+            "train",
+            "autoencoder",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "ae"),
+            "--steps",
+            "1",
+            "--generators",
+            "projective",
+            "--latent-dim",
+            "16",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and "--generators latent" in err and str(data) in err
 
 
 def test_an_autoencoder_of_the_other_generators_does_not_start_a_run(data, tmp_path):
     ae = tmp_path / "ae"
-    assert cli_main(["train", "autoencoder", "--data", str(data), "--out", str(ae), "--steps", "1",
-                     "--generators", "latent", "--latent-dim", "16", "--encoder-width", "4",
-                     "--decoder-width", "4", "--batch-size", "4", "--quiet"]) == 0
-    args = ["train", "cyclegan", "--data", str(data), "--out", str(tmp_path / "gan"), "--steps", "1",
-            "--init-from", str(ae), *TINY]
+    assert (
+        cli_main(
+            [
+                "train",
+                "autoencoder",
+                "--data",
+                str(data),
+                "--out",
+                str(ae),
+                "--steps",
+                "1",
+                "--generators",
+                "latent",
+                "--latent-dim",
+                "16",
+                "--encoder-width",
+                "4",
+                "--decoder-width",
+                "4",
+                "--batch-size",
+                "4",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    args = [
+        "train",
+        "cyclegan",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "gan"),
+        "--steps",
+        "1",
+        "--init-from",
+        str(ae),
+        *TINY,
+    ]
     with pytest.raises(VoxliftError, match="generators"):
         cyclegan.train(cyclegan_args(args[2:]), torch.device("cpu"))
 
@@ -152,8 +249,17 @@ def test_projective_generators_learn_a_paired_reconstruction(data):
     """Each projective generator, trained on pairs with a direct loss, fits them (the diagnostics' check)."""
     ds = open_dataset(data)
     camera = projective.viewer_camera(ds)
-    config = {"input_size": S, "resolution": R, "latent_dim": 16, "encoder_width": 4, "decoder_width": 4,
-              "norm": "batch", "spectral": "critics", "generators": "projective", "camera": camera}
+    config = {
+        "input_size": S,
+        "resolution": R,
+        "latent_dim": 16,
+        "encoder_width": 4,
+        "decoder_width": 4,
+        "norm": "batch",
+        "spectral": "critics",
+        "generators": "projective",
+        "camera": camera,
+    }
     halves = cyclegan.generator_halves(config)
     images = torch.from_numpy(np.asarray(ds.images[:8, 0])).float()[:, None] / 127.5 - 1
     grids = to_viewer_frame(torch.from_numpy(np.asarray(ds.voxels[:8])).float(), [ds.views[0].azimuth] * 8)
@@ -188,9 +294,36 @@ def test_aligned_autoencoders_pull_the_codes_together(data, tmp_path):
     gaps = {}
     for align in ("0", "3"):
         out = tmp_path / f"ae{align}"
-        assert cli_main(["train", "autoencoder", "--data", str(data), "--out", str(out), "--steps", "40",
-                         "--align", align, "--latent-dim", "16", "--encoder-width", "4", "--decoder-width", "4",
-                         "--batch-size", "8", "--val-every", "40", "--val-samples", "8", "--quiet"]) == 0
+        assert (
+            cli_main(
+                [
+                    "train",
+                    "autoencoder",
+                    "--data",
+                    str(data),
+                    "--out",
+                    str(out),
+                    "--steps",
+                    "40",
+                    "--align",
+                    align,
+                    "--latent-dim",
+                    "16",
+                    "--encoder-width",
+                    "4",
+                    "--decoder-width",
+                    "4",
+                    "--batch-size",
+                    "8",
+                    "--val-every",
+                    "40",
+                    "--val-samples",
+                    "8",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
         assert "crossed_iou@0.3" in rows[-1]["val"]
         model_rows = [r for r in rows if "code_gap" in r]
@@ -203,10 +336,42 @@ def test_the_outline_term_falls_in_training(data, tmp_path):
     """--lambda-silhouette: G_2D->3D learns to draw grids whose outline through the camera is the image's own
     alpha outline (no pair); the term is logged and falls."""
     out = tmp_path / "run"
-    assert cli_main(["train", "cyclegan", "--data", str(data), "--out", str(out), "--steps", "60",
-                     "--lambda-silhouette", "30", "--latent-dim", "16", "--encoder-width", "4",
-                     "--decoder-width", "4", "--batch-size", "8", "--val-every", "100", "--val-samples", "8",
-                     "--quiet", "--critic-width", "4", "--n-critic", "1", "--lr", "1e-3"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "cyclegan",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--steps",
+                "60",
+                "--lambda-silhouette",
+                "30",
+                "--latent-dim",
+                "16",
+                "--encoder-width",
+                "4",
+                "--decoder-width",
+                "4",
+                "--batch-size",
+                "8",
+                "--val-every",
+                "100",
+                "--val-samples",
+                "8",
+                "--quiet",
+                "--critic-width",
+                "4",
+                "--n-critic",
+                "1",
+                "--lr",
+                "1e-3",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "config.json").read_text())["lambda_silhouette"] == 30
     rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if '"silhouette"' in x]
     first, last = rows[0]["silhouette"], np.mean([r["silhouette"] for r in rows[-2:]])

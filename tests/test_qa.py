@@ -1,9 +1,11 @@
 """qa: projected voxel footprints against exact silhouettes (ray-cast here, no Blender), and the CLI."""
+
 import json
 import subprocess
 import sys
 
 import numpy as np
+
 from voxlift.dataset_tools import qa
 from voxlift.dataset_tools.camera import camera_matrix_world, fixed_views
 from voxlift.dataset_tools.dataset import DatasetWriter, open_dataset, voxel_to_world
@@ -76,12 +78,39 @@ def test_qa_cli_json_and_sheet(tmp_path):
     views = fixed_views(4, size=S)
     alpha = np.stack([silhouette(v, k=2) for v in views])
     with DatasetWriter(tmp_path / "ds", image_size=S, views_per_model=4, resolution=R, views=views) as w:
-        w.append(id="good", category="chair", source="test", images=255 - alpha, alpha=alpha, voxels=grid(),
-                 durable=False)
-        w.append(id="shifted", category="chair", source="test", images=255 - alpha, alpha=alpha,
-                 voxels=np.roll(grid(), 1, axis=0), durable=False)
-    res = subprocess.run([sys.executable, "-m", "voxlift", "qa", str(tmp_path / "ds"), "--json",
-                          "--sheet", str(tmp_path / "sheet.png")], check=False, capture_output=True, text=True)
+        w.append(
+            id="good",
+            category="chair",
+            source="test",
+            images=255 - alpha,
+            alpha=alpha,
+            voxels=grid(),
+            durable=False,
+        )
+        w.append(
+            id="shifted",
+            category="chair",
+            source="test",
+            images=255 - alpha,
+            alpha=alpha,
+            voxels=np.roll(grid(), 1, axis=0),
+            durable=False,
+        )
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voxlift",
+            "qa",
+            str(tmp_path / "ds"),
+            "--json",
+            "--sheet",
+            str(tmp_path / "sheet.png"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     by_id = {m["id"]: m for m in report["models"]}
@@ -89,14 +118,22 @@ def test_qa_cli_json_and_sheet(tmp_path):
     assert report["summary"]["share_both_ge_0.99"] == 0.5
     sheet = read_png(tmp_path / "sheet.png")
     assert sheet.shape[1] == 4 * (2 * S + 4) and sheet.shape[0] == 2 * (S + 4)
-    text = subprocess.run([sys.executable, "-m", "voxlift", "qa", str(tmp_path / "ds")], check=True, capture_output=True,
-                          text=True).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "voxlift", "qa", str(tmp_path / "ds")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "shifted" in text.split("worst 2 models:")[1].splitlines()[2]  # worst model listed first
     assert len(open_dataset(tmp_path / "ds")) == 2
 
 
 def test_qa_cli_missing_dataset_is_one_line_error(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "voxlift", "qa", str(tmp_path / "nope")], check=False, capture_output=True,
-                         text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "voxlift", "qa", str(tmp_path / "nope")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 1
     assert res.stderr.strip().startswith("voxlift: error:") and len(res.stderr.strip().splitlines()) == 1

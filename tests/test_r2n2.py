@@ -1,9 +1,11 @@
 """3D-R2N2 import: grids turned into voxlift's frame, cameras that put the grid on its images, skips."""
+
 import json
 
 import numpy as np
 import pytest
 from _sources_util import R2N2_SIZE, make_r2n2, r2n2_chair_grid
+
 from voxlift.dataset_tools import open_dataset, project
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.r2n2 import FOV, grid_to_canonical, import_r2n2, read_metadata
@@ -27,7 +29,13 @@ def test_cameras_put_voxels_on_the_images(tmp_path):
     counts = import_r2n2(tmp_path / "r2n2", tmp_path / "ds", log=lambda s: None)
     assert counts == {"added": 1, "existing": 0, "skipped": 0}
     ds = open_dataset(tmp_path / "ds")
-    assert (len(ds), ds.image_size, ds.views_per_model, ds.resolution, ds.views) == (1, R2N2_SIZE, 24, 32, None)
+    assert (len(ds), ds.image_size, ds.views_per_model, ds.resolution, ds.views) == (
+        1,
+        R2N2_SIZE,
+        24,
+        32,
+        None,
+    )
     assert ds.models[0].id == f"{CHAIR}/m1" and ds.models[0].category == "chair"
     np.testing.assert_array_equal(ds.voxels[0], grid_to_canonical(r2n2_chair_grid()))
     views = ds.views_of(0)
@@ -36,8 +44,12 @@ def test_cameras_put_voxels_on_the_images(tmp_path):
     assert all(np.isclose(v.fov, FOV) for v in views)
     centres = np.c_[np.argwhere(ds.voxels[0]), np.ones(int(ds.voxels[0].sum()))] @ ds.voxel_to_world.T
     # Wrong placements a bug could produce: mirrored left-right, front-back, or shifted by 3 voxels.
-    wrong = {"mirror x": centres[:, :3] * [-1, 1, 1], "mirror y": centres[:, :3] * [1, -1, 1],
-             "shift x": centres[:, :3] + [3 / 32, 0, 0], "shift z": centres[:, :3] + [0, 0, 3 / 32]}
+    wrong = {
+        "mirror x": centres[:, :3] * [-1, 1, 1],
+        "mirror y": centres[:, :3] * [1, -1, 1],
+        "shift x": centres[:, :3] + [3 / 32, 0, 0],
+        "shift z": centres[:, :3] + [0, 0, 3 / 32],
+    }
     hits = {k: [] for k in wrong}
     for v, p in enumerate(ds.world_to_pixel(0)):
         alpha = ds.alpha[0, v] > 0
@@ -56,7 +68,9 @@ def test_cameras_put_voxels_on_the_images(tmp_path):
         assert min(h) < 0.98, (k, min(h))
     # gray is the luma of (200, 100, 50) where drawn, white (the renderer's background) elsewhere
     g = ds.images[0, 0]
-    assert set(np.unique(g[ds.alpha[0, 0] == 255])) == {int(np.rint(0.2126 * 200 + 0.7152 * 100 + 0.0722 * 50))}
+    assert set(np.unique(g[ds.alpha[0, 0] == 255])) == {
+        int(np.rint(0.2126 * 200 + 0.7152 * 100 + 0.0722 * 50))
+    }
     assert (g[ds.alpha[0, 0] == 0] == 255).all()
 
 
@@ -64,7 +78,9 @@ def test_bad_models_are_skipped_and_the_import_resumes(tmp_path):
     root = tmp_path / "r2n2"
     make_r2n2(root, [(CHAIR, "a"), (CHAIR, "b"), (CHAIR, "c"), ("04379243", "t")])
     (root / "ShapeNetVox32" / CHAIR / "b" / "model.binvox").unlink()
-    (root / "ShapeNetRendering" / CHAIR / "c" / "rendering" / "05.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    (root / "ShapeNetRendering" / CHAIR / "c" / "rendering" / "05.png").write_bytes(
+        b"\x89PNG\r\n\x1a\nbroken"
+    )
     logged = []
     counts = import_r2n2(root, tmp_path / "ds", categories={"chair"}, log=logged.append)
     assert counts == {"added": 1, "existing": 0, "skipped": 2}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import trimesh
 from _reconstruct_util import other_kind_checkpoint, python_without_torch, tiny_run
+
 from voxlift import backend_process, cli, cmd_reconstruct, meshing
 from voxlift.dataset_tools.binvox import read_binvox
 from voxlift.dataset_tools.obj import read_obj
@@ -42,7 +43,7 @@ def probs(run, tmp_path_factory):
 
 
 def test_npz_holds_probabilities(probs, run, thr):
-    assert probs.dtype == np.float32 and 0 <= probs.min() and probs.max() <= 1
+    assert probs.dtype == np.float32 and probs.min() >= 0 and probs.max() <= 1
     assert np.allclose(probs, run["probs"], atol=1e-5)
     assert 0.2 < (probs >= float(thr)).mean() < 0.6
 

@@ -1,5 +1,6 @@
 """`voxlift render` with real Blender workers (bpy module): dataset, qa, kill and resume, shards, thin parts,
 broken models, one writer per folder. Small renders (4 views, 64 px or less) keep this under a minute."""
+
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+
 from voxlift.dataset_tools.dataset import DatasetWriter, open_dataset
 from voxlift.dataset_tools.mesh import Y_UP_FRONT_PLUS_Z
 from voxlift.dataset_tools.obj import write_obj
@@ -20,8 +22,14 @@ FILES = ("models.jsonl", "images.u8", "alpha.u8", "voxels.u8", "skipped.jsonl")
 
 
 def voxlift(*args, check=True, **kw) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, "-m", "voxlift", *map(str, args)], check=False, capture_output=True, text=True,
-                         timeout=300, **kw)
+    res = subprocess.run(
+        [sys.executable, "-m", "voxlift", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )
     if check:
         assert res.returncode == 0, res.stdout + res.stderr
     return res
@@ -59,9 +67,23 @@ def same_dataset(a, b) -> None:
 
 def test_killed_render_resumes_to_the_uninterrupted_result(full, tmp_path):
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "voxlift", "render", f"synthetic:{N}", "--out", str(out),
-                             *SMALL, "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "voxlift",
+            "render",
+            f"synthetic:{N}",
+            "--out",
+            str(out),
+            *SMALL,
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     models = out / "models.jsonl"
     while time.monotonic() < deadline:
@@ -84,8 +106,17 @@ def test_killed_render_resumes_to_the_uninterrupted_result(full, tmp_path):
 
 def test_shards_merge_into_the_full_dataset(full, tmp_path):
     for i in range(2):
-        voxlift("render", f"synthetic:{N}", "--out", tmp_path / f"shard{i}", *SMALL, "--workers", "1",
-                "--shard", f"{i}/2")
+        voxlift(
+            "render",
+            f"synthetic:{N}",
+            "--out",
+            tmp_path / f"shard{i}",
+            *SMALL,
+            "--workers",
+            "1",
+            "--shard",
+            f"{i}/2",
+        )
     assert len(open_dataset(tmp_path / "shard0")) == N // 2
     voxlift("merge", tmp_path / "shard0", tmp_path / "shard1", "--out", tmp_path / "merged")
     a, b = open_dataset(full), open_dataset(tmp_path / "merged")
@@ -115,8 +146,19 @@ def test_thin_legs_show_in_alpha_and_broken_models_are_skipped(tmp_path):
     write_obj(src / "thin_chair.obj", type(chair)(chair.vertices @ Y_UP_FRONT_PLUS_Z, chair.faces))
     (src / "broken.obj").write_text("v 0 0 0\nv 1 0 0\nf 1 2 7\n")
     size = 48  # a leg of 1/32 is ~0.8 px wide here: thinner than a pixel
-    res = voxlift("render", src, "--out", tmp_path / "ds", "--views", "8", "--image-size", size, "--workers", "1",
-                  "--no-progress")
+    res = voxlift(
+        "render",
+        src,
+        "--out",
+        tmp_path / "ds",
+        "--views",
+        "8",
+        "--image-size",
+        size,
+        "--workers",
+        "1",
+        "--no-progress",
+    )
     ds = open_dataset(tmp_path / "ds")
     assert [m.id for m in ds.models] == ["obj:objs/thin_chair"]
     assert [s["id"] for s in ds.skipped] == ["obj:objs/broken"] and "broken" in ds.skipped[0]["reason"]
@@ -132,7 +174,7 @@ def test_thin_legs_show_in_alpha_and_broken_models_are_skipped(tmp_path):
             for z in np.linspace(-0.45, -0.15, 7):
                 h = p @ [x, y, z, 1.0]
                 u, w = h[0] / h[2], h[1] / h[2]
-                row = alpha[int(w), max(int(u) - 1, 0):int(u) + 2]
+                row = alpha[int(w), max(int(u) - 1, 0) : int(u) + 2]
                 assert row.max() > 0, (view, x, y, z)
     assert qa_dataset(tmp_path / "ds")["summary"]["min_score"] >= 0.97
 
@@ -154,8 +196,19 @@ def test_second_writer_is_refused_and_bad_arguments_are_one_line_errors(tmp_path
 
 
 def test_merge_refuses_shards_with_other_settings(full, tmp_path):
-    voxlift("render", "synthetic:1", "--out", tmp_path / "other", "--views", "4", "--image-size", "32",
-            "--no-progress", "--workers", "1")
+    voxlift(
+        "render",
+        "synthetic:1",
+        "--out",
+        tmp_path / "other",
+        "--views",
+        "4",
+        "--image-size",
+        "32",
+        "--no-progress",
+        "--workers",
+        "1",
+    )
     res = voxlift("merge", full, tmp_path / "other", "--out", tmp_path / "m", check=False)
     assert res.returncode == 1 and "image_size" in res.stderr
     assert not (tmp_path / "m").exists()
@@ -165,7 +218,9 @@ def test_cancel_stops_workers_and_keeps_a_resumable_dataset(tmp_path):
     """What the panel's Cancel button does: RenderJob.cancel() mid-run."""
     from voxlift.render_job import RenderJob, RenderOptions
 
-    opts = RenderOptions(sources=[f"synthetic:{N}"], out=str(tmp_path / "ds"), views=4, image_size=64, workers=1)
+    opts = RenderOptions(
+        sources=[f"synthetic:{N}"], out=str(tmp_path / "ds"), views=4, image_size=64, workers=1
+    )
     job = RenderJob(opts).start()
     procs = [w.proc for w in job.workers]
     while job.poll(0.1) and job.done < 1:
@@ -180,8 +235,23 @@ def test_cancel_stops_workers_and_keeps_a_resumable_dataset(tmp_path):
 
 
 def test_cycles_engine_renders_aligned_images(tmp_path):
-    voxlift("render", "synthetic:1", "--out", tmp_path / "ds", "--engine", "cycles", "--cycles-samples", "4",
-            "--views", "2", "--image-size", "32", "--workers", "1", "--no-progress")
+    voxlift(
+        "render",
+        "synthetic:1",
+        "--out",
+        tmp_path / "ds",
+        "--engine",
+        "cycles",
+        "--cycles-samples",
+        "4",
+        "--views",
+        "2",
+        "--image-size",
+        "32",
+        "--workers",
+        "1",
+        "--no-progress",
+    )
     ds = open_dataset(tmp_path / "ds")
     assert ds.manifest["render"]["engine"] == "cycles" and len(ds) == 1
     assert qa_dataset(tmp_path / "ds")["summary"]["min_score"] >= 0.97
@@ -190,8 +260,9 @@ def test_cycles_engine_renders_aligned_images(tmp_path):
 def test_a_worker_killed_mid_model_is_replaced_and_nothing_is_lost(full, tmp_path):
     from voxlift.render_job import RenderJob, RenderOptions
 
-    job = RenderJob(RenderOptions(sources=[f"synthetic:{N}"], out=str(tmp_path / "ds"), views=4, image_size=64,
-                                  workers=1)).start()
+    job = RenderJob(
+        RenderOptions(sources=[f"synthetic:{N}"], out=str(tmp_path / "ds"), views=4, image_size=64, workers=1)
+    ).start()
     victim = None
     while job.poll(0.05):
         if victim is None and job.done >= 2 and job.workers and job.workers[0].inflight:
@@ -213,8 +284,12 @@ def test_a_lost_frame_is_retried_in_a_fresh_worker_not_skipped(full, tmp_path, m
     marker = tmp_path / "fault-fired"
     monkeypatch.setenv("VOXLIFT_RENDER_FAULT", f"{victim}:{marker}")
     logged = []
-    job = RenderJob(RenderOptions(sources=[f"synthetic:{N}"], out=str(tmp_path / "ds"), views=4, image_size=64,
-                                  workers=1), log=logged.append).start()
+    job = RenderJob(
+        RenderOptions(
+            sources=[f"synthetic:{N}"], out=str(tmp_path / "ds"), views=4, image_size=64, workers=1
+        ),
+        log=logged.append,
+    ).start()
     spawned_before = None
     while job.poll(0.05):
         if spawned_before is None and marker.exists():

@@ -1,8 +1,10 @@
 """iter_models over every kind of source, and the canonical frame proven on each: a chair from ShapeNet v1,
 ShapeNet v2, an OBJ folder, a Sweet Home 3D library (real ones) and the generator all face the same way."""
+
 import numpy as np
 import pytest
 from _sources_util import assert_chair_canonical, canonical_chair, write_obj
+
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.sources import iter_models, iter_sources
 
@@ -23,7 +25,9 @@ def chair_in_frame(up, front, scale=0.7, offset=(0.1, -0.2, 0.05)):
 def make_shapenet(root):
     # ShapeNetCore v1 README: up +Y, front +X.  v2 README: up +Y, front -Z.
     write_obj(root / CHAIR / "aaa1" / "model.obj", *chair_in_frame([0, 1, 0], [1, 0, 0]))
-    write_obj(root / CHAIR / "bbb2" / "models" / "model_normalized.obj", *chair_in_frame([0, 1, 0], [0, 0, -1]))
+    write_obj(
+        root / CHAIR / "bbb2" / "models" / "model_normalized.obj", *chair_in_frame([0, 1, 0], [0, 0, -1])
+    )
     write_obj(root / "04379243" / "ccc3" / "model.obj", *chair_in_frame([0, 1, 0], [1, 0, 0]))
     (root / CHAIR / "not-a-model").mkdir()
     return root
@@ -33,7 +37,9 @@ def test_every_source_faces_the_same_way(tmp_path, sh3f_libraries):
     root = make_shapenet(tmp_path / "ShapeNetCore")
     records = list(iter_models(str(root), ["chair"]))
     assert [(r.id, r.source, r.category) for r in records] == [
-        (f"{CHAIR}/aaa1", "shapenet-v1", "chair"), (f"{CHAIR}/bbb2", "shapenet-v2", "chair")]
+        (f"{CHAIR}/aaa1", "shapenet-v1", "chair"),
+        (f"{CHAIR}/bbb2", "shapenet-v2", "chair"),
+    ]
     for r in records:
         assert_chair_canonical(r.load().vertices, r.id)
     # OBJ folders are read as Y up, front +Z (Sweet Home 3D's and most exporters' convention)
@@ -42,8 +48,13 @@ def test_every_source_faces_the_same_way(tmp_path, sh3f_libraries):
     assert (r.id, r.category, r.source) == ("obj:objs/chair/mine", "chair", "obj")
     assert_chair_canonical(r.load().vertices, r.id)
     # real Sweet Home 3D chairs, two of them with a modelRotation in the catalog
-    wanted = {"sh3f:KatorLegaz/dining-chair", "sh3f:Scopia/ext_chair", "sh3f:Scopia/silla_teca",
-              "sh3f:Scopia/chair4", "sh3f:BlendSwap-CC-0/chair2"}
+    wanted = {
+        "sh3f:KatorLegaz/dining-chair",
+        "sh3f:Scopia/ext_chair",
+        "sh3f:Scopia/silla_teca",
+        "sh3f:Scopia/chair4",
+        "sh3f:BlendSwap-CC-0/chair2",
+    }
     seen = set()
     for lib in sh3f_libraries:
         for r in iter_models(str(lib), ["chair"]):
@@ -68,7 +79,11 @@ def test_shapenet_synset_folder_limit_and_categories(tmp_path):
     assert [r.category for r in iter_models(str(root), ["04379243"])] == ["table"]
     assert [r.id for r in iter_models(str(root))] == [r.id for r in iter_models(str(root))]  # stable
     assert [r.id for r in iter_sources([str(root), "synthetic:5"], limit=4)] == [
-        f"{CHAIR}/aaa1", f"{CHAIR}/bbb2", "04379243/ccc3", "synthetic:0/0"]
+        f"{CHAIR}/aaa1",
+        f"{CHAIR}/bbb2",
+        "04379243/ccc3",
+        "synthetic:0/0",
+    ]
 
 
 def test_a_broken_model_fails_alone_with_its_name(tmp_path):
@@ -89,11 +104,14 @@ def test_synthetic_ids_are_stable_and_unique():
     assert tables and all(r.category == "table" for r in tables)
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("/no/such/place", "no such file"),
-    ("synthetic:x", "synthetic:N"),
-    ("synthetic:3:-1", "synthetic:N"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("/no/such/place", "no such file"),
+        ("synthetic:x", "synthetic:N"),
+        ("synthetic:3:-1", "synthetic:N"),
+    ],
+)
 def test_bad_specs(spec, message):
     with pytest.raises(VoxliftError, match=message):
         list(iter_models(spec))

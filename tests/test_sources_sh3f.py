@@ -1,8 +1,10 @@
 """Sweet Home 3D libraries: .properties parsing, hostile or oversized zips, modelRotation and sizes,
 category mapping, and the real libraries."""
+
 import numpy as np
 import pytest
 from _sources_util import box, canonical_chair, make_sh3f, obj_text
+
 from voxlift.dataset_tools import sh3f
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.sh3f import parse_properties, taxonomy_category
@@ -10,25 +12,27 @@ from voxlift.dataset_tools.sources import iter_models
 
 
 def test_properties_syntax():
-    text = "\n".join([  # noqa: FLY002
-        "# a comment",
-        "   ! another comment",
-        "plain=value",
-        "colon:value2",
-        "space value3",
-        "  spaced   =   trimmed  ",
-        r"key\ with\ spaces=x",
-        r"escaped\=key=y",
-        r"unicode=caf\u00e9 \u2013 ok",
-        r"tabs=a\tb\nc",
-        "continued=first, \\",
-        "     second, \\",
-        "  third",
-        "even=ends with backslash\\\\",
-        "next=not swallowed",
-        "empty=",
-        "plain=override",
-    ])
+    text = "\n".join(
+        [
+            "# a comment",
+            "   ! another comment",
+            "plain=value",
+            "colon:value2",
+            "space value3",
+            "  spaced   =   trimmed  ",
+            r"key\ with\ spaces=x",
+            r"escaped\=key=y",
+            r"unicode=caf\u00e9 \u2013 ok",
+            r"tabs=a\tb\nc",
+            "continued=first, \\",
+            "     second, \\",
+            "  third",
+            "even=ends with backslash\\\\",
+            "next=not swallowed",
+            "empty=",
+            "plain=override",
+        ]
+    )
     p = parse_properties(text)
     assert p["plain"] == "override"
     assert p["colon"] == "value2" and p["space"] == "value3"
@@ -89,12 +93,18 @@ height#4=1
 
 def test_catalog_rotation_sizes_and_failures(tmp_path):
     bv, bf = box([0, 0, 0], [1, 1, 1])
-    path = make_sh3f(tmp_path / "Test.sh3f", CATALOG,
-                     {"models/chair.obj": chair_obj_facing_plus_x(), "models/box.obj": obj_text(bv, bf).encode()})
+    path = make_sh3f(
+        tmp_path / "Test.sh3f",
+        CATALOG,
+        {"models/chair.obj": chair_obj_facing_plus_x(), "models/box.obj": obj_text(bv, bf).encode()},
+    )
     records = list(iter_models(str(path)))
     assert [(r.id, r.category, r.name) for r in records] == [
-        ("sh3f:Test/chair", "chair", "Café chair"), ("sh3f:Test/box", "table", "Low table"),
-        ("sh3f:Test/missing", "chair", "Chair"), ("sh3f:Test/badsize", "chair", "Stool")]
+        ("sh3f:Test/chair", "chair", "Café chair"),
+        ("sh3f:Test/box", "table", "Low table"),
+        ("sh3f:Test/missing", "chair", "Chair"),
+        ("sh3f:Test/badsize", "chair", "Stool"),
+    ]
     chair = records[0].load().vertices
     top = chair[:, 2] > chair[:, 2].max() - 0.05
     assert chair[top, 1].mean() > 0.15  # modelRotation honoured: the backrest is at the back again
@@ -141,13 +151,24 @@ def test_not_a_zip_and_no_catalog(tmp_path):
         list(iter_models(str(empty)))
 
 
-@pytest.mark.parametrize("name,category,want", [
-    ("Armchair", "Living room", "chair"), ("Bar stool", "Living room", "chair"),
-    ("Deck chair", "Exterior", "chair"), ("Desk", "Office", "table"), ("Coffee table", "Living room", "table"),
-    ("Table fan", "Miscellaneous", "other"), ("Table lamp", "Lights", "lamp"), ("Football table", "Misc", "other"),
-    ("Piano bench", "Living room", "bench"), ("Corner sofa", "Living room", "sofa"), ("Female", "Characters", "other"),
-    ("Television cabinet", "Living room", "cabinet"), ("Rocking horse", "Bedroom", "other"),
-])
+@pytest.mark.parametrize(
+    "name,category,want",
+    [
+        ("Armchair", "Living room", "chair"),
+        ("Bar stool", "Living room", "chair"),
+        ("Deck chair", "Exterior", "chair"),
+        ("Desk", "Office", "table"),
+        ("Coffee table", "Living room", "table"),
+        ("Table fan", "Miscellaneous", "other"),
+        ("Table lamp", "Lights", "lamp"),
+        ("Football table", "Misc", "other"),
+        ("Piano bench", "Living room", "bench"),
+        ("Corner sofa", "Living room", "sofa"),
+        ("Female", "Characters", "other"),
+        ("Television cabinet", "Living room", "cabinet"),
+        ("Rocking horse", "Bedroom", "other"),
+    ],
+)
 def test_taxonomy_mapping(name, category, want):
     assert taxonomy_category(name, category) == want
 

@@ -1,8 +1,10 @@
 """The procedural furniture: deterministic, varied, closed parts, canonical frame, one-voxel rods."""
+
 from collections import Counter
 
 import numpy as np
 from _sources_util import assert_chair_canonical
+
 from voxlift.dataset_tools.synthetic import KINDS, THIN, cylinder, synthetic_model, synthetic_models
 from voxlift.dataset_tools.voxelize import voxelize
 
@@ -15,8 +17,10 @@ def test_deterministic_and_independent_of_count():
         np.testing.assert_array_equal(x.mesh.vertices, y.mesh.vertices)
         np.testing.assert_array_equal(x.mesh.faces, y.mesh.faces)
     c = list(synthetic_models(12, seed=4))
-    assert any(x.mesh.vertices.shape != y.mesh.vertices.shape or not np.allclose(x.mesh.vertices, y.mesh.vertices)
-               for x, y in zip(a, c))
+    assert any(
+        x.mesh.vertices.shape != y.mesh.vertices.shape or not np.allclose(x.mesh.vertices, y.mesh.vertices)
+        for x, y in zip(a, c)
+    )
 
 
 def test_variety():

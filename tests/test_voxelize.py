@@ -1,9 +1,11 @@
 """The voxeliser against exact references: convex shapes (inside = behind every face plane) plus trimesh's
 dense surface samples, thin parts, holes, closed parts that must stay apart, ties on grid planes."""
+
 import numpy as np
 import pytest
 import trimesh
 from scipy import ndimage
+
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.mesh import Mesh
 from voxlift.dataset_tools.voxelize import (
@@ -25,7 +27,7 @@ def inside_convex(part, points):
     offsets = np.einsum("fj,fj->f", part.face_normals, part.triangles[:, 0])
     inside = np.ones(len(points), bool)
     for k in range(0, len(offsets), 64):  # in slices of faces: [points, faces] would be large
-        inside &= (points @ part.face_normals[k:k + 64].T <= offsets[k:k + 64]).all(axis=1)
+        inside &= (points @ part.face_normals[k : k + 64].T <= offsets[k : k + 64]).all(axis=1)
     return inside
 
 
@@ -46,8 +48,10 @@ def reference(parts, r):
 
 def concat(parts):
     offsets = np.cumsum([0] + [len(p.vertices) for p in parts])
-    return (np.concatenate([p.vertices for p in parts]),
-            np.concatenate([p.faces + o for p, o in zip(parts, offsets)]))
+    return (
+        np.concatenate([p.vertices for p in parts]),
+        np.concatenate([p.faces + o for p, o in zip(parts, offsets)]),
+    )
 
 
 def rotated(mesh, seed, scale=1.0):
@@ -66,9 +70,11 @@ SHAPES = {
     "icosphere": lambda: [trimesh.creation.icosphere(2, 0.42)],
     "cylinder": lambda: [trimesh.creation.cylinder(0.15, 0.8, sections=24)],
     # Overlapping closed parts, as furniture is modelled: the overlaps are crossed twice by rays.
-    "union": lambda: [trimesh.creation.box((0.8, 0.15, 0.15)), trimesh.creation.box((0.15, 0.8, 0.15)),
-                      trimesh.creation.box((0.15, 0.15, 0.8), trimesh.transformations.translation_matrix(
-                          (0.3, 0.1, 0)))],
+    "union": lambda: [
+        trimesh.creation.box((0.8, 0.15, 0.15)),
+        trimesh.creation.box((0.15, 0.8, 0.15)),
+        trimesh.creation.box((0.15, 0.15, 0.8), trimesh.transformations.translation_matrix((0.3, 0.1, 0))),
+    ],
 }
 
 
@@ -118,8 +124,11 @@ def test_one_voxel_thin_rod_survives_in_one_piece():
 def test_box_with_a_hole_still_fills(drop):
     box = rotated(trimesh.creation.box((0.6, 0.5, 0.4)), 3)
     up = np.argmax(box.face_normals[:, 2])
-    keep = ~np.isclose(box.face_normals @ box.face_normals[up], 1) if drop == "a whole face" else \
-        np.arange(len(box.faces)) != up
+    keep = (
+        ~np.isclose(box.face_normals @ box.face_normals[up], 1)
+        if drop == "a whole face"
+        else np.arange(len(box.faces)) != up
+    )
     assert keep.sum() in (10, 11)
     grid = voxelize(box.vertices, box.faces[keep], 32)
     c = centres(32)
@@ -138,18 +147,32 @@ def test_closed_parts_do_not_fill_the_space_between_them():
     # A table: a top, four aprons under its edges and four legs, each a closed box. The space under the
     # top, boxed in by the aprons on four sides, is outside and must stay empty.
     parts = [trimesh.creation.box((0.9, 0.6, 0.05), trimesh.transformations.translation_matrix((0, 0, 0.2)))]
-    for x, y, ex, ey in [(0, 0.28, 0.9, 0.03), (0, -0.28, 0.9, 0.03), (0.43, 0, 0.03, 0.6), (-0.43, 0, 0.03, 0.6)]:
-        parts.append(trimesh.creation.box((ex, ey, 0.1), trimesh.transformations.translation_matrix((x, y, 0.125))))
+    for x, y, ex, ey in [
+        (0, 0.28, 0.9, 0.03),
+        (0, -0.28, 0.9, 0.03),
+        (0.43, 0, 0.03, 0.6),
+        (-0.43, 0, 0.03, 0.6),
+    ]:
+        parts.append(
+            trimesh.creation.box((ex, ey, 0.1), trimesh.transformations.translation_matrix((x, y, 0.125)))
+        )
     for x in (-0.42, 0.42):
         for y in (-0.27, 0.27):
-            parts.append(trimesh.creation.box((0.04, 0.04, 0.45), trimesh.transformations.translation_matrix(
-                (x, y, -0.0))))
+            parts.append(
+                trimesh.creation.box(
+                    (0.04, 0.04, 0.45), trimesh.transformations.translation_matrix((x, y, -0.0))
+                )
+            )
     grid = voxelize(*concat(parts), 32)
     ref = reference(parts, 32)
     assert iou(grid, ref) >= 0.97
     under_top = centres(32).reshape(32, 32, 32, 3)
-    pocket = (np.abs(under_top[..., 0]) < 0.35) & (np.abs(under_top[..., 1]) < 0.2) & \
-        (under_top[..., 2] > 0.09) & (under_top[..., 2] < 0.16)
+    pocket = (
+        (np.abs(under_top[..., 0]) < 0.35)
+        & (np.abs(under_top[..., 1]) < 0.2)
+        & (under_top[..., 2] > 0.09)
+        & (under_top[..., 2] < 0.16)
+    )
     assert pocket.sum() > 100 and not grid[pocket].any()
 
 
@@ -161,7 +184,7 @@ def test_faces_on_grid_planes_give_exact_boxes():
     assert grid[8:24, 12:20, 4:28].all()
     cube = trimesh.creation.box((1, 1, 1))
     assert voxelize(cube.vertices, cube.faces, 32).all()
-    assert voxelize(cube.vertices, cube.faces, 32, fill=False).sum() == 32 ** 3 - 30 ** 3
+    assert voxelize(cube.vertices, cube.faces, 32, fill=False).sum() == 32**3 - 30**3
 
 
 def test_surface_only_is_hollow_and_inside_the_solid():

@@ -24,6 +24,7 @@ protocol), and MMD / coverage / 1-NNA (distance 1 - IoU, prediction > 0.5) of on
 (view i mod V of the i-th model) against the test grids. Mean +- sample standard deviation over seeds.
 Prints a markdown section on stdout; progress on stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,10 +44,14 @@ CONFIGS = {
     "lsgan": ("(a) CycleGAN, LSGAN", ["--gan", "lsgan", "--spectral", "none"]),
     # n_critic 2, not WGAN-GP's usual 5: at a CPU budget 5 leaves half the generator steps (measured: 147 vs 304
     # steps in 6 min, IoU@0.3 0.15 vs 0.16)
-    "wgan-sn": ("(b) CycleGAN, WGAN-GP + spectral norm", ["--gan", "wgan-gp", "--spectral", "critics",
-                                                          "--n-critic", "2"]),
-    "wgan-sn-ae": ("(c) (b) + cross-autoencoder pre-training", ["--gan", "wgan-gp", "--spectral", "critics",
-                                                                "--n-critic", "2"]),
+    "wgan-sn": (
+        "(b) CycleGAN, WGAN-GP + spectral norm",
+        ["--gan", "wgan-gp", "--spectral", "critics", "--n-critic", "2"],
+    ),
+    "wgan-sn-ae": (
+        "(c) (b) + cross-autoencoder pre-training",
+        ["--gan", "wgan-gp", "--spectral", "critics", "--n-critic", "2"],
+    ),
 }
 
 
@@ -60,8 +65,14 @@ THREADS: dict[str, str] = {}  # OMP_NUM_THREADS for every run, when --jobs share
 def voxlift(*args, capture=True) -> str:
     cmd = [sys.executable, "-m", "voxlift.cli", *map(str, args)]
     log("+ voxlift", " ".join(map(str, args)))
-    res = subprocess.run(cmd, check=False, cwd=ROOT, stdout=subprocess.PIPE if capture else sys.stderr, text=True,
-                         env={**os.environ, **THREADS})
+    res = subprocess.run(
+        cmd,
+        check=False,
+        cwd=ROOT,
+        stdout=subprocess.PIPE if capture else sys.stderr,
+        text=True,
+        env={**os.environ, **THREADS},
+    )
     if res.returncode != 0:
         raise RuntimeError(f"voxlift {' '.join(map(str, args))} failed ({res.returncode})")
     return res.stdout if capture else ""
@@ -90,16 +101,31 @@ def mean_shape_distribution(data: str) -> dict:
 
 
 def evaluate(run: Path, data: str, commands: list) -> dict:
-    cmd = ["evaluate", "--checkpoint", run, "--data", data, "--split", "test", "--json", "--no-fscore",
-           "--save-predictions", run / "test.npz"]
+    cmd = [
+        "evaluate",
+        "--checkpoint",
+        run,
+        "--data",
+        data,
+        "--split",
+        "test",
+        "--json",
+        "--no-fscore",
+        "--save-predictions",
+        run / "test.npz",
+    ]
     commands.append(cmd)
     res = json.loads(voxlift(*cmd))["summary"]["overall"]
     from safetensors import safe_open
 
     with safe_open(str(run / "last.safetensors"), "pt") as f:
         steps = json.loads(f.metadata()["voxlift"])["step"]
-    return {"iou@0.3": res["iou@0.3"], "iou@0.5": res["iou@0.5"], **distribution(run / "test.npz", data),
-            "steps": steps}
+    return {
+        "iou@0.3": res["iou@0.3"],
+        "iou@0.5": res["iou@0.5"],
+        **distribution(run / "test.npz", data),
+        "steps": steps,
+    }
 
 
 def train_config(name: str, seed: int, data: str, minutes: float, args, commands: list) -> dict:
@@ -111,21 +137,69 @@ def train_config(name: str, seed: int, data: str, minutes: float, args, commands
     if name == "paired":
         # as in the paired benchmark: test renderings are made like the training ones, and the unpaired
         # models see unaugmented renderings too
-        cmds.append(["train", "paired", "--data", data, "--out", run, "--max-minutes", minutes, "--seed", seed,
-                     *size, "--no-augment", "--quiet"])
+        cmds.append(
+            [
+                "train",
+                "paired",
+                "--data",
+                data,
+                "--out",
+                run,
+                "--max-minutes",
+                minutes,
+                "--seed",
+                seed,
+                *size,
+                "--no-augment",
+                "--quiet",
+            ]
+        )
     else:
         init = []
         if name == "wgan-sn-ae":
             ae = run.with_name(run.name + "-ae")
             ae_minutes = minutes * args.ae_share
             gan_minutes = minutes - ae_minutes
-            cmds.append(["train", "autoencoder", "--data", data, "--out", ae, "--max-minutes", f"{ae_minutes:g}",
-                         "--seed", seed, *size, "--quiet"])
+            cmds.append(
+                [
+                    "train",
+                    "autoencoder",
+                    "--data",
+                    data,
+                    "--out",
+                    ae,
+                    "--max-minutes",
+                    f"{ae_minutes:g}",
+                    "--seed",
+                    seed,
+                    *size,
+                    "--quiet",
+                ]
+            )
             init = ["--init-from", ae]
         # validation (and the best checkpoint, chosen by MMD: no pairs) every 100 steps: a run here makes
         # only a few hundred
-        cmds.append(["train", "cyclegan", "--data", data, "--out", run, "--max-minutes", f"{gan_minutes:g}",
-                     "--seed", seed, *CONFIGS[name][1], *init, *size, "--val-every", "100", *extra, "--quiet"])
+        cmds.append(
+            [
+                "train",
+                "cyclegan",
+                "--data",
+                data,
+                "--out",
+                run,
+                "--max-minutes",
+                f"{gan_minutes:g}",
+                "--seed",
+                seed,
+                *CONFIGS[name][1],
+                *init,
+                *size,
+                "--val-every",
+                "100",
+                *extra,
+                "--quiet",
+            ]
+        )
     t0 = time.time()
     try:
         for c in cmds:
@@ -153,17 +227,28 @@ def fmt(values: list[float], digits: int = 3) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.environ.get("VOXLIFT_BENCH_PAIRED_DATA"))
-    ap.add_argument("--minutes-per-run", type=float,
-                    default=float(os.environ.get("VOXLIFT_BENCH_CYCLEGAN_MINUTES", "10")))
+    ap.add_argument(
+        "--minutes-per-run", type=float, default=float(os.environ.get("VOXLIFT_BENCH_CYCLEGAN_MINUTES", "10"))
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     ap.add_argument("--no-paired", action="store_true", help="leave out the paired model's runs")
-    ap.add_argument("--input-size", type=int, default=64, help="network input size of every model (0: the dataset's)")
-    ap.add_argument("--ae-share", type=float, default=0.25, help="share of (c)'s budget spent on the autoencoders")
+    ap.add_argument(
+        "--input-size", type=int, default=64, help="network input size of every model (0: the dataset's)"
+    )
+    ap.add_argument(
+        "--ae-share", type=float, default=0.25, help="share of (c)'s budget spent on the autoencoders"
+    )
     ap.add_argument("--cyclegan-args", help="more options for every `train cyclegan` (quoted)")
-    ap.add_argument("--synthetic", type=int, default=600, help="procedural models when the dataset is rendered")
-    ap.add_argument("--jobs", type=int, default=int(os.environ.get("VOXLIFT_BENCH_CYCLEGAN_JOBS", "1")),
-                    help="runs at once, each with cores/jobs threads (every run of one seed shares the machine alike)")
+    ap.add_argument(
+        "--synthetic", type=int, default=600, help="procedural models when the dataset is rendered"
+    )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("VOXLIFT_BENCH_CYCLEGAN_JOBS", "1")),
+        help="runs at once, each with cores/jobs threads (every run of one seed shares the machine alike)",
+    )
     args = ap.parse_args()
     if args.jobs > 1:
         THREADS["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
@@ -207,60 +292,100 @@ def main() -> int:
     commands.append(ms_cmd)
 
     labels = {**{k: v[0] for k, v in CONFIGS.items()}, "paired": "paired model"}
-    rows = [("| model | seeds | test IoU@0.3 | IoU@0.5 | MMD (lower better) | coverage | 1-NNA (0.5 best) "
-             "| generator steps |"), "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        (
+            "| model | seeds | test IoU@0.3 | IoU@0.5 | MMD (lower better) | coverage | 1-NNA (0.5 best) "
+            "| generator steps |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     means = {}
     for n in names:
         ok = [r for r in results[n] if "failed" not in r]
         failed = len(results[n]) - len(ok)
         col = {k: [r[k] for r in ok] for k in ("iou@0.3", "iou@0.5", "mmd", "coverage", "nna", "steps")}
-        means[n] = (np.mean(col["iou@0.3"]) if ok else float("nan"),
-                    np.std(col["iou@0.3"], ddof=1) if len(ok) > 1 else 0.0)
-        rows.append(f"| {labels[n]} | {len(ok)}{f' ({failed} failed)' if failed else ''} | "
-                    f"**{fmt(col['iou@0.3'])}** | {fmt(col['iou@0.5'])} | {fmt(col['mmd'])} | "
-                    f"{fmt(col['coverage'])} | {fmt(col['nna'])} | {fmt(col['steps'], 0)} |")
-    rows.append(f"| mean shape (baseline) | - | **{ms['iou@0.3']:.3f}** | {ms['iou@0.5']:.3f} | {ms['mmd']:.3f} | "
-                f"{ms['coverage']:.3f} | {ms['nna']:.3f} | - |")
+        means[n] = (
+            np.mean(col["iou@0.3"]) if ok else float("nan"),
+            np.std(col["iou@0.3"], ddof=1) if len(ok) > 1 else 0.0,
+        )
+        rows.append(
+            f"| {labels[n]} | {len(ok)}{f' ({failed} failed)' if failed else ''} | "
+            f"**{fmt(col['iou@0.3'])}** | {fmt(col['iou@0.5'])} | {fmt(col['mmd'])} | "
+            f"{fmt(col['coverage'])} | {fmt(col['nna'])} | {fmt(col['steps'], 0)} |"
+        )
+    rows.append(
+        f"| mean shape (baseline) | - | **{ms['iou@0.3']:.3f}** | {ms['iou@0.5']:.3f} | {ms['mmd']:.3f} | "
+        f"{ms['coverage']:.3f} | {ms['nna']:.3f} | - |"
+    )
 
     verdict = []
     if "wgan-sn-ae" in means:
         c, c_sd = means["wgan-sn-ae"]
         if "paired" in means:
             p = means["paired"][0]
-            verdict.append(f"- (c) reaches {100 * c / p:.0f}% of the paired model's IoU@0.3 (target >= 60%): "
-                           f"{'met' if c >= 0.6 * p else 'NOT met'}.")
-        verdict.append(f"- (c) against the mean-shape baseline: {c:.3f} vs {ms['iou@0.3']:.3f}: "
-                       f"{'beats it' if c > ms['iou@0.3'] else 'does NOT beat it'}.")
+            verdict.append(
+                f"- (c) reaches {100 * c / p:.0f}% of the paired model's IoU@0.3 (target >= 60%): "
+                f"{'met' if c >= 0.6 * p else 'NOT met'}."
+            )
+        verdict.append(
+            f"- (c) against the mean-shape baseline: {c:.3f} vs {ms['iou@0.3']:.3f}: "
+            f"{'beats it' if c > ms['iou@0.3'] else 'does NOT beat it'}."
+        )
         if "wgan-sn" in means:
             b, b_sd = means["wgan-sn"]
             d = c - b
             noise = max(c_sd, b_sd)
-            plain = ("helps" if d > noise else "hurts" if d < -noise else "makes no difference beyond the seed spread")
-            verdict.append(f"- Pre-training {plain}: (c) - (b) = {d:+.3f} IoU@0.3, against a seed spread "
-                           f"(standard deviation) of {b_sd:.3f} for (b) and {c_sd:.3f} for (c).")
+            plain = (
+                "helps"
+                if d > noise
+                else "hurts"
+                if d < -noise
+                else "makes no difference beyond the seed spread"
+            )
+            verdict.append(
+                f"- Pre-training {plain}: (c) - (b) = {d:+.3f} IoU@0.3, against a seed spread "
+                f"(standard deviation) of {b_sd:.3f} for (b) and {c_sd:.3f} for (c)."
+            )
     if "lsgan" in means and "wgan-sn" in means:
-        verdict.append(f"- WGAN-GP + spectral norm against LSGAN: {means['wgan-sn'][0] - means['lsgan'][0]:+.3f} "
-                       f"IoU@0.3 (spreads {means['wgan-sn'][1]:.3f} and {means['lsgan'][1]:.3f}).")
+        verdict.append(
+            f"- WGAN-GP + spectral norm against LSGAN: {means['wgan-sn'][0] - means['lsgan'][0]:+.3f} "
+            f"IoU@0.3 (spreads {means['wgan-sn'][1]:.3f} and {means['lsgan'][1]:.3f})."
+        )
 
     lines = [
-        "## Unpaired CycleGAN (renderings <-> 32^3 grids of different models)", "",
-        "```", summary, "```", "",
-        (f"Every run trained {args.minutes_per_run:g} min on this machine's CPU (wall clock, "
-         f"{args.jobs} run(s) at once, {THREADS.get('OMP_NUM_THREADS', 'all')} thread(s) each; (c): "
-         f"{100 * args.ae_share:.0f}% autoencoders, then the CycleGAN), input {args.input_size or 'dataset'} px, "
-         f"seeds {', '.join(map(str, args.seeds))}. Disjoint pairing: the renderings and the grids come from "
-         "two disjoint halves of the training models. Test split, every view; IoU in the object frame "
-         "(`voxlift evaluate`); MMD / coverage / 1-NNA: one prediction per test model against the test grids, "
-         "distance 1 - IoU. Mean ± sample standard deviation over seeds."), "",
-        *rows, "",
-        *verdict, "",
-        (f"Run with `VOXLIFT_BENCH_PAIRED_DATA={data} VOXLIFT_BENCH_CYCLEGAN_MINUTES={args.minutes_per_run:g} "
-         f"VOXLIFT_BENCH_CYCLEGAN_JOBS={args.jobs} python build.py bench cyclegan`."), "",
-        "Commands:", "", "```sh",
+        "## Unpaired CycleGAN (renderings <-> 32^3 grids of different models)",
+        "",
+        "```",
+        summary,
+        "```",
+        "",
+        (
+            f"Every run trained {args.minutes_per_run:g} min on this machine's CPU (wall clock, "
+            f"{args.jobs} run(s) at once, {THREADS.get('OMP_NUM_THREADS', 'all')} thread(s) each; (c): "
+            f"{100 * args.ae_share:.0f}% autoencoders, then the CycleGAN), input {args.input_size or 'dataset'} px, "
+            f"seeds {', '.join(map(str, args.seeds))}. Disjoint pairing: the renderings and the grids come from "
+            "two disjoint halves of the training models. Test split, every view; IoU in the object frame "
+            "(`voxlift evaluate`); MMD / coverage / 1-NNA: one prediction per test model against the test grids, "
+            "distance 1 - IoU. Mean ± sample standard deviation over seeds."
+        ),
+        "",
+        *rows,
+        "",
+        *verdict,
+        "",
+        (
+            f"Run with `VOXLIFT_BENCH_PAIRED_DATA={data} VOXLIFT_BENCH_CYCLEGAN_MINUTES={args.minutes_per_run:g} "
+            f"VOXLIFT_BENCH_CYCLEGAN_JOBS={args.jobs} python build.py bench cyclegan`."
+        ),
+        "",
+        "Commands:",
+        "",
+        "```sh",
         *([f"voxlift {' '.join(map(str, render_cmd))}"] if render_cmd else []),
         *[f"voxlift {' '.join(map(str, c))}" for c in commands],
         f"# ... and the same for seeds {', '.join(map(str, args.seeds[1:]))} (--seed N, another run folder)"
-        if len(args.seeds) > 1 else "# (one seed)",
+        if len(args.seeds) > 1
+        else "# (one seed)",
         "```",
     ]
     print("\n".join(lines))

@@ -17,6 +17,7 @@ quality  `voxlift train paired` for --minutes on the CPU, then `voxlift evaluate
          turned into each view's frame and back, scored against itself).
 Prints a markdown section on stdout; progress on stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,15 +45,27 @@ def log(*a):
 def voxlift(*args, capture=True) -> str:
     cmd = [sys.executable, "-m", "voxlift.cli", *map(str, args)]
     log("+ voxlift", " ".join(map(str, args)))
-    res = subprocess.run(cmd, check=False, cwd=ROOT, stdout=subprocess.PIPE if capture else sys.stderr, text=True)
+    res = subprocess.run(
+        cmd, check=False, cwd=ROOT, stdout=subprocess.PIPE if capture else sys.stderr, text=True
+    )
     if res.returncode != 0:
         sys.exit(f"voxlift {' '.join(map(str, args))} failed ({res.returncode})")
     return res.stdout if capture else ""
 
 
 def render_dataset(out: Path, synthetic: int) -> list[str]:
-    args = ["render", *[f"{SH3F}/{lib}.sh3f" for lib in LIBRARIES], f"synthetic:{synthetic}",
-            "--categories", "chair,table", "--out", out, "--workers", "1", "--no-progress"]
+    args = [
+        "render",
+        *[f"{SH3F}/{lib}.sh3f" for lib in LIBRARIES],
+        f"synthetic:{synthetic}",
+        "--categories",
+        "chair,table",
+        "--out",
+        out,
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     voxlift(*args, capture=False)
     return args
 
@@ -101,9 +114,16 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
     p = _argparse.ArgumentParser()
     add_arguments(p)
     d = p.parse_args(["--data", data, "--out", "-"])
-    config = {"input_size": size, "resolution": ds.resolution, "latent_dim": d.latent_dim,
-              "encoder_width": d.encoder_width, "decoder_width": d.decoder_width, "norm": d.norm,
-              "decoder_head": d.decoder_head, "lift": not d.no_lift}
+    config = {
+        "input_size": size,
+        "resolution": ds.resolution,
+        "latent_dim": d.latent_dim,
+        "encoder_width": d.encoder_width,
+        "decoder_width": d.decoder_width,
+        "norm": d.norm,
+        "decoder_head": d.decoder_head,
+        "lift": not d.no_lift,
+    }
     model = build_model(config)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loader = make_loader(items, batch, seed=3, workers=1)
@@ -123,11 +143,13 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
     lines = [
         "### Speed (CPU)",
         "",
-        (f"Dataset `{data}`: {len(train)} training models x {ds.views_per_model} views, "
-         f"{ds.image_size} px images (network input {size} px), {ds.resolution}^3 grids; batch {batch}; "
-         f"torch {torch.__version__}, {threads} threads. Default model: latent {d.latent_dim}, encoder width "
-         f"{d.encoder_width}, decoder width {d.decoder_width}, {d.decoder_head} head, "
-         f"{'lifted image features, ' if not d.no_lift else ''}{d.norm} norm; augmentation on (the trainer's default)."),
+        (
+            f"Dataset `{data}`: {len(train)} training models x {ds.views_per_model} views, "
+            f"{ds.image_size} px images (network input {size} px), {ds.resolution}^3 grids; batch {batch}; "
+            f"torch {torch.__version__}, {threads} threads. Default model: latent {d.latent_dim}, encoder width "
+            f"{d.encoder_width}, decoder width {d.decoder_width}, {d.decoder_head} head, "
+            f"{'lifted image features, ' if not d.no_lift else ''}{d.norm} norm; augmentation on (the trainer's default)."
+        ),
         "",
         "| what | samples/s (wall) | CPU ms / sample | vs training step |",
         "|---|---:|---:|---:|",
@@ -136,9 +158,11 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
         f"| augmentation (in the training step) | - | {aug_cpu * 1e3:.3f} | - |",
         f"| training step (augment + forward + backward + AdamW) | {train_rate:,.1f} | {train_cpu * 1e3:.1f} | 1x |",
         "",
-        (f"Target: loader >= 10x what the CPU training step consumes: {rate0 / train_rate:,.0f}x in-process, "
-         f"{rate1 / train_rate:,.0f}x with one worker; by CPU time the loader costs "
-         f"{100 * cpu0 / train_cpu:.2f}% of a training step."),
+        (
+            f"Target: loader >= 10x what the CPU training step consumes: {rate0 / train_rate:,.0f}x in-process, "
+            f"{rate1 / train_rate:,.0f}x with one worker; by CPU time the loader costs "
+            f"{100 * cpu0 / train_cpu:.2f}% of a training step."
+        ),
         "",
         f"Command: `python tests/benchmarks/bench_paired.py --speed-only --data {data}` (function `speed()`).",
     ]
@@ -164,10 +188,23 @@ def ceiling(data: str) -> dict:
     return {c: float(np.mean(v)) for c, v in out.items()}
 
 
-def quality(data: str, minutes: float, chair_minutes: float, commands: list[str], train_args: list[str]) -> str:
+def quality(
+    data: str, minutes: float, chair_minutes: float, commands: list[str], train_args: list[str]
+) -> str:
     runs = WORK / f"runs-{int(time.time())}"
     full, chairs = runs / "all", runs / "chairs"
-    train_cmd = ["train", "paired", "--data", data, "--out", full, "--max-minutes", minutes, *train_args, "--quiet"]
+    train_cmd = [
+        "train",
+        "paired",
+        "--data",
+        data,
+        "--out",
+        full,
+        "--max-minutes",
+        minutes,
+        *train_args,
+        "--quiet",
+    ]
     t0 = time.time()
     voxlift(*train_cmd, capture=False)
     train_s = time.time() - t0
@@ -177,8 +214,20 @@ def quality(data: str, minutes: float, chair_minutes: float, commands: list[str]
     mean_shape = json.loads(voxlift(*ms_cmd))
     rt_cmd = ["baseline", "retrieval", "--data", data, "--split", "test", "--json"]
     retrieval = json.loads(voxlift(*rt_cmd))
-    ch_cmd = ["train", "paired", "--data", data, "--out", chairs, "--categories", "chair",
-              "--max-minutes", chair_minutes, *train_args, "--quiet"]
+    ch_cmd = [
+        "train",
+        "paired",
+        "--data",
+        data,
+        "--out",
+        chairs,
+        "--categories",
+        "chair",
+        "--max-minutes",
+        chair_minutes,
+        *train_args,
+        "--quiet",
+    ]
     voxlift(*ch_cmd, capture=False)
     ch_ev_cmd = ["evaluate", "--checkpoint", chairs, "--data", data, "--split", "test", "--json"]
     chairs_model = json.loads(voxlift(*ch_ev_cmd))
@@ -191,49 +240,63 @@ def quality(data: str, minutes: float, chair_minutes: float, commands: list[str]
         meta_ch = json.loads(f.metadata()["voxlift"])
 
     cats = sorted(model["summary"]["categories"])
-    rows = [("| category | test views | model IoU@0.3 | @0.4 | @0.5 | F@1% | mean shape IoU | F@1% "
-             "| retrieval IoU | F@1% | model - retrieval (IoU@0.3) | chairs-only model IoU@0.3 | "
-             "viewer-frame ceiling IoU |"),
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        (
+            "| category | test views | model IoU@0.3 | @0.4 | @0.5 | F@1% | mean shape IoU | F@1% "
+            "| retrieval IoU | F@1% | model - retrieval (IoU@0.3) | chairs-only model IoU@0.3 | "
+            "viewer-frame ceiling IoU |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for c in [*cats, "overall"]:
+
         def get(res, key, c=c):
             row = res["summary"]["overall"] if c == "overall" else res["summary"]["categories"].get(c)
             return row[key] if row else float("nan")
+
         ch = get(chairs_model, "iou@0.3")
-        rows.append(f"| {c} | {get(model, 'samples')} | **{get(model, 'iou@0.3'):.3f}** | "
-                    f"{get(model, 'iou@0.4'):.3f} | {get(model, 'iou@0.5'):.3f} | {get(model, 'fscore@1%'):.3f} | "
-                    f"{get(mean_shape, 'iou@0.3'):.3f} | {get(mean_shape, 'fscore@1%'):.3f} | "
-                    f"{get(retrieval, 'iou@0.3'):.3f} | {get(retrieval, 'fscore@1%'):.3f} | "
-                    f"{get(model, 'iou@0.3') - get(retrieval, 'iou@0.3'):+.3f} | {ch:.3f} | "
-                    f"{ceil.get(c, np.mean(list(ceil.values()))):.3f} |")
+        rows.append(
+            f"| {c} | {get(model, 'samples')} | **{get(model, 'iou@0.3'):.3f}** | "
+            f"{get(model, 'iou@0.4'):.3f} | {get(model, 'iou@0.5'):.3f} | {get(model, 'fscore@1%'):.3f} | "
+            f"{get(mean_shape, 'iou@0.3'):.3f} | {get(mean_shape, 'fscore@1%'):.3f} | "
+            f"{get(retrieval, 'iou@0.3'):.3f} | {get(retrieval, 'fscore@1%'):.3f} | "
+            f"{get(model, 'iou@0.3') - get(retrieval, 'iou@0.3'):+.3f} | {ch:.3f} | "
+            f"{ceil.get(c, np.mean(list(ceil.values()))):.3f} |"
+        )
     cfg = meta["config"]
     lines = [
         "### Quality (CPU)",
         "",
         f"Dataset `{data}` (rendered by `{commands[0]}`)" if commands else f"Dataset `{data}`.",
         "",
-        (f"Model trained {train_s / 60:.1f} min on the CPU ({meta['step']} steps of {cfg['batch_size']}, "
-        f"input {cfg['input_size']} px, latent {cfg['latent_dim']}, widths {cfg['encoder_width']}/"
-        f"{cfg['decoder_width']}, {'viewer-centred' if cfg['viewer_centred'] else 'object frame'}, "
-        f"{cfg['loss']} with positive weight {cfg['pos_weight']:.1f}, decoder head "
-        f"{cfg.get('decoder_head', 'deconv')}{', lifted image features' if cfg.get('lift') else ''}, "
-        f"augmentation {'on' if cfg['augment'] else 'off'}); the chairs-only model "
-        f"{meta_ch['step']} steps. Scores on the test split, every view, in the object frame (Pix2Vox IoU: "
-        "per sample, mean per category, overall = mean over all samples; F-score@1% on 8192 marching-cubes "
-        "points, prediction thresholded at 0.3). Baselines predict binary grids: their IoU is the same at every "
-        "threshold. The ceiling column: IoU of the true grids turned into the views' frames and back "
-        "(corners beyond the inscribed cylinder leave the cube at 45 degrees)."),
+        (
+            f"Model trained {train_s / 60:.1f} min on the CPU ({meta['step']} steps of {cfg['batch_size']}, "
+            f"input {cfg['input_size']} px, latent {cfg['latent_dim']}, widths {cfg['encoder_width']}/"
+            f"{cfg['decoder_width']}, {'viewer-centred' if cfg['viewer_centred'] else 'object frame'}, "
+            f"{cfg['loss']} with positive weight {cfg['pos_weight']:.1f}, decoder head "
+            f"{cfg.get('decoder_head', 'deconv')}{', lifted image features' if cfg.get('lift') else ''}, "
+            f"augmentation {'on' if cfg['augment'] else 'off'}); the chairs-only model "
+            f"{meta_ch['step']} steps. Scores on the test split, every view, in the object frame (Pix2Vox IoU: "
+            "per sample, mean per category, overall = mean over all samples; F-score@1% on 8192 marching-cubes "
+            "points, prediction thresholded at 0.3). Baselines predict binary grids: their IoU is the same at every "
+            "threshold. The ceiling column: IoU of the true grids turned into the views' frames and back "
+            "(corners beyond the inscribed cylinder leave the cube at 45 degrees)."
+        ),
         "",
         *rows,
         "",
-        ("Published anchors (3D-R2N2 renderings, single view, 32^3, IoU@0.3): chair 0.466 (3D-R2N2), "
-         "0.567 (Pix2Vox-A); table 0.513, 0.601. Target here: chair IoU@0.3 >= 0.60 and >= 0.05 above retrieval."),
+        (
+            "Published anchors (3D-R2N2 renderings, single view, 32^3, IoU@0.3): chair 0.466 (3D-R2N2), "
+            "0.567 (Pix2Vox-A); table 0.513, 0.601. Target here: chair IoU@0.3 >= 0.60 and >= 0.05 above retrieval."
+        ),
         "",
         "Commands:",
         "",
         "```sh",
-        *[f"voxlift {' '.join(map(str, c))}" for c in
-          ([commands] if commands else []) + [train_cmd, ev_cmd, ms_cmd, rt_cmd, ch_cmd, ch_ev_cmd]],
+        *[
+            f"voxlift {' '.join(map(str, c))}"
+            for c in ([commands] if commands else []) + [train_cmd, ev_cmd, ms_cmd, rt_cmd, ch_cmd, ch_ev_cmd]
+        ],
         "```",
     ]
     return "\n".join(lines)
@@ -247,13 +310,24 @@ def _env_float(name: str) -> float | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.environ.get("VOXLIFT_BENCH_PAIRED_DATA"))
-    ap.add_argument("--minutes", type=float, default=float(os.environ.get("VOXLIFT_BENCH_PAIRED_MINUTES", "30")))
-    ap.add_argument("--chair-minutes", type=float, default=_env_float("VOXLIFT_BENCH_PAIRED_CHAIR_MINUTES"),
-                    help="budget of the chairs-only model (default: --minutes)")
-    ap.add_argument("--synthetic", type=int, default=600, help="procedural models rendered beside Sweet Home 3D")
-    ap.add_argument("--train-args", default="--no-augment",
-                    help="options of both `voxlift train paired` runs (default --no-augment: the test images are "
-                         "rendered as the training ones, and augmentation halves the steps a budget buys)")
+    ap.add_argument(
+        "--minutes", type=float, default=float(os.environ.get("VOXLIFT_BENCH_PAIRED_MINUTES", "30"))
+    )
+    ap.add_argument(
+        "--chair-minutes",
+        type=float,
+        default=_env_float("VOXLIFT_BENCH_PAIRED_CHAIR_MINUTES"),
+        help="budget of the chairs-only model (default: --minutes)",
+    )
+    ap.add_argument(
+        "--synthetic", type=int, default=600, help="procedural models rendered beside Sweet Home 3D"
+    )
+    ap.add_argument(
+        "--train-args",
+        default="--no-augment",
+        help="options of both `voxlift train paired` runs (default --no-augment: the test images are "
+        "rendered as the training ones, and augmentation halves the steps a budget buys)",
+    )
     part = ap.add_mutually_exclusive_group()
     part.add_argument("--speed-only", action="store_true")
     part.add_argument("--quality-only", action="store_true")
@@ -271,8 +345,12 @@ def main() -> int:
     if not args.quality_only:
         sections += [speed(data), ""]
     if not args.speed_only:
-        sections += [quality(data, args.minutes, args.chair_minutes or args.minutes, commands,
-                             shlex.split(args.train_args)), ""]
+        sections += [
+            quality(
+                data, args.minutes, args.chair_minutes or args.minutes, commands, shlex.split(args.train_args)
+            ),
+            "",
+        ]
     print("\n".join(sections))
     return 0
 

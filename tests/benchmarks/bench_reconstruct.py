@@ -52,6 +52,7 @@ def blurred(grid: np.ndarray) -> np.ndarray:
 def mesh_building(reps: int, max_objects: int) -> list[dict]:
     import bpy
     from _paired_util import furniture_grid
+
     from voxlift import blender_mesh, meshing
 
     blender_mesh.register()
@@ -138,6 +139,7 @@ print(json.dumps({"times": times, "faces": len(obj.data.polygons), "resolution":
 def click_times(work: Path) -> dict:
     from _blender_util import last_json, run_in_blender
     from _paired_util import make_dataset
+
     from voxlift.dataset_tools import open_dataset
     from voxlift.dataset_tools.png import write_png
 
@@ -211,26 +213,32 @@ def main() -> int:
     lines = [
         "## Reconstruct in Blender",
         "",
-        "Click to object in the scene: `bpy.ops.voxlift.reconstruct` on a 128 px image in "
-        "`bpy.data.images`, the add-on installed from the built zip, CPU, default paired architecture "
-        f"(input {cfg['input_size']} px, {cfg['resolution']}³ grid, latent {cfg['latent_dim']}, encoder "
-        f"width {cfg['encoder_width']}, decoder width {cfg['decoder_width']}); cubes mode, "
-        f"{click['faces']} faces (threshold at the 90th percentile of the 1-step model's output: 10% of "
-        "the voxels filled, noisier than a chair, so a pessimistic mesh size).",
+        (
+            "Click to object in the scene: `bpy.ops.voxlift.reconstruct` on a 128 px image in "
+            "`bpy.data.images`, the add-on installed from the built zip, CPU, default paired architecture "
+            f"(input {cfg['input_size']} px, {cfg['resolution']}³ grid, latent {cfg['latent_dim']}, encoder "
+            f"width {cfg['encoder_width']}, decoder width {cfg['decoder_width']}); cubes mode, "
+            f"{click['faces']} faces (threshold at the 90th percentile of the 1-step model's output: 10% of "
+            "the voxels filled, noisier than a chair, so a pessimistic mesh size)."
+        ),
         "",
         "| click | seconds |",
         "|---|---|",
         f"| cold (fresh Blender: imports torch, loads the checkpoint) | {t[0]:.2f} |",
         f"| warm (median of the next {len(t) - 1}) | {float(np.median(t[1:])):.3f} |",
         "",
-        "Mesh building for a procedural chair (best of "
-        f"{args.reps}): voxlift's numpy meshing alone, and the whole Blender object "
-        "(meshing + `foreach_set`); "
-        "beside one object per filled voxel (linked duplicates of one cube mesh: what existing voxel "
-        "importers do), timed in the same run.",
+        (
+            "Mesh building for a procedural chair (best of "
+            f"{args.reps}): voxlift's numpy meshing alone, and the whole Blender object "
+            "(meshing + `foreach_set`); "
+            "beside one object per filled voxel (linked duplicates of one cube mesh: what existing voxel "
+            "importers do), timed in the same run."
+        ),
         "",
-        "| grid | filled voxels | cubes: faces, numpy ms, object ms | greedy: faces, numpy ms, object ms "
-        "| smooth: faces, numpy ms, object ms | one object per voxel, s | per-voxel / cubes object |",
+        (
+            "| grid | filled voxels | cubes: faces, numpy ms, object ms | greedy: faces, numpy ms, object ms "
+            "| smooth: faces, numpy ms, object ms | one object per voxel, s | per-voxel / cubes object |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -252,9 +260,11 @@ def main() -> int:
         )
     lines += [
         "",
-        "Command: `python build.py bench reconstruct` "
-        f"(= `.venv/bin/python tests/benchmarks/bench_reconstruct.py --reps {args.reps} "
-        f"--max-objects {args.max_objects}`).",
+        (
+            "Command: `python build.py bench reconstruct` "
+            f"(= `.venv/bin/python tests/benchmarks/bench_reconstruct.py --reps {args.reps} "
+            f"--max-objects {args.max_objects}`)."
+        ),
     ]
     print("\n".join(lines))
     return 0

@@ -10,6 +10,7 @@ net). Prints a markdown section: worker and parent RSS at 100, 1000, 2500 and 50
 Small renders (2 views of 32 px) keep 5,000 models to a few minutes on 2 cores; what leaks per model (meshes,
 images, Python objects) does not depend on the image size.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,9 +47,15 @@ def main(argv=None) -> int:
     rows = {}
     worker_peak: dict[int, int] = {}
     with tempfile.TemporaryDirectory(prefix="voxlift-bench-rel-") as tmp:
-        opts = RenderOptions(sources=[f"synthetic:{args.models}"], out=os.path.join(tmp, "ds"), views=args.views,
-                             image_size=args.image_size, workers=args.workers, restart_every=args.restart_every,
-                             durable=False)
+        opts = RenderOptions(
+            sources=[f"synthetic:{args.models}"],
+            out=os.path.join(tmp, "ds"),
+            views=args.views,
+            image_size=args.image_size,
+            workers=args.workers,
+            restart_every=args.restart_every,
+            durable=False,
+        )
         job = RenderJob(opts)
         t0 = time.monotonic()
         job.start()
@@ -58,8 +65,12 @@ def main(argv=None) -> int:
         def record_marks():
             while pending and job.done >= pending[0]:
                 live = [latest[w.proc.pid] for w in job.workers if latest.get(w.proc.pid)]
-                rows[pending.pop(0)] = (max(live or list(latest.values()) or [0]), rss_kb(os.getpid()),
-                                        time.monotonic() - t0, len(worker_peak))
+                rows[pending.pop(0)] = (
+                    max(live or list(latest.values()) or [0]),
+                    rss_kb(os.getpid()),
+                    time.monotonic() - t0,
+                    len(worker_peak),
+                )
 
         while job.poll(0.2):
             for w in job.workers:
@@ -73,12 +84,16 @@ def main(argv=None) -> int:
             rows[pending.pop(0)] = (0, rss_kb(os.getpid()), time.monotonic() - t0, len(worker_peak))
         job.close()
         done, skipped, elapsed = job.done, job.skipped, time.monotonic() - t0
-    cmd = (f".venv/bin/python tests/benchmarks/bench_reliability.py --models {args.models} --workers {args.workers} "
-           f"--restart-every {args.restart_every} --views {args.views} --image-size {args.image_size}")
+    cmd = (
+        f".venv/bin/python tests/benchmarks/bench_reliability.py --models {args.models} --workers {args.workers} "
+        f"--restart-every {args.restart_every} --views {args.views} --image-size {args.image_size}"
+    )
     print("## Reliability: memory over a long render\n")
-    print(f"{done} synthetic models ({skipped} skipped) rendered in one run, {args.views} views of "
-          f"{args.image_size} px, {args.workers} worker(s), worker restarted every {args.restart_every} models; "
-          f"{elapsed:.0f} s in all, {os.cpu_count()} CPU cores shared with other jobs.\n")
+    print(
+        f"{done} synthetic models ({skipped} skipped) rendered in one run, {args.views} views of "
+        f"{args.image_size} px, {args.workers} worker(s), worker restarted every {args.restart_every} models; "
+        f"{elapsed:.0f} s in all, {os.cpu_count()} CPU cores shared with other jobs.\n"
+    )
     print("| models done | largest worker RSS (MB) | parent RSS (MB) | seconds | worker processes so far |")
     print("|---:|---:|---:|---:|---:|")
     for m in marks:
@@ -86,9 +101,11 @@ def main(argv=None) -> int:
         print(f"| {m} | {w / 1024:.0f} | {parent / 1024:.0f} | {t:.0f} | {n} |")
     first, last = rows[marks[0]][0], rows[marks[-1]][0]
     if first and last:
-        print(f"\nWorker RSS at {marks[-1]} models / at {marks[0]} models: {last / first:.2f}; peak worker RSS "
-              f"{max(worker_peak.values()) / 1024:.0f} MB; parent peak RSS "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB.")
+        print(
+            f"\nWorker RSS at {marks[-1]} models / at {marks[0]} models: {last / first:.2f}; peak worker RSS "
+            f"{max(worker_peak.values()) / 1024:.0f} MB; parent peak RSS "
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB."
+        )
     print(f"\nCommand: `{cmd}`")
     return 0
 

@@ -4,6 +4,7 @@ Prints a markdown section for BENCHMARKS.md (`python build.py bench render`). Al
 one run on this machine, so their ratios are comparable; absolute numbers move with the machine's load.
 VOXLIFT_BENCH_QUICK=1 shrinks every part (for trying the script, not for the record).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,25 @@ def timed(cmd: list[str]) -> float:
 
 
 def render_cmd(out: Path, workers: int, sources=LIBRARIES, extra=()) -> list[str]:
-    cmd = [PY, "-m", "voxlift", "render", *sources, "--categories", "chair,table", "--out", str(out),
-           "--views", str(VIEWS), "--image-size", str(SIZE), "--workers", str(workers), "--no-progress", *extra]
+    cmd = [
+        PY,
+        "-m",
+        "voxlift",
+        "render",
+        *sources,
+        "--categories",
+        "chair,table",
+        "--out",
+        str(out),
+        "--views",
+        str(VIEWS),
+        "--image-size",
+        str(SIZE),
+        "--workers",
+        str(workers),
+        "--no-progress",
+        *extra,
+    ]
     if LIMIT:
         cmd += ["--limit", str(LIMIT)]
     return cmd
@@ -66,8 +84,17 @@ def memory_run(tmp: Path) -> tuple[int, int, int]:
     """Peak RSS (kB) of one worker after 10 and after MEMORY_MODELS models, never restarted."""
     from voxlift.render_job import RenderJob, RenderOptions
 
-    job = RenderJob(RenderOptions(sources=[f"synthetic:{MEMORY_MODELS}"], out=str(tmp / "memory"), views=VIEWS,
-                                  image_size=SIZE, workers=1, restart_every=10 ** 9, durable=False))
+    job = RenderJob(
+        RenderOptions(
+            sources=[f"synthetic:{MEMORY_MODELS}"],
+            out=str(tmp / "memory"),
+            views=VIEWS,
+            image_size=SIZE,
+            workers=1,
+            restart_every=10**9,
+            durable=False,
+        )
+    )
     job.start()
     at10 = None
     while job.poll(0.5):
@@ -98,8 +125,19 @@ def main() -> int:
             write_obj(objs / f"m{k:03d}.obj", Mesh(m.vertices @ Y_UP_FRONT_PLUS_Z, m.faces))
         t0 = time.perf_counter()
         for path in sorted(objs.glob("*.obj")):
-            subprocess.run([PY, str(HERE / "render_baseline.py"), str(path), str(tmp / "baseline"), str(VIEWS),
-                            str(SIZE)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    PY,
+                    str(HERE / "render_baseline.py"),
+                    str(path),
+                    str(tmp / "baseline"),
+                    str(VIEWS),
+                    str(SIZE),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         base = time.perf_counter() - t0
         call_ms = render_call_only()
         mem10, mem_end, mem_n = memory_run(tmp)
@@ -107,35 +145,49 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     base_mps = BASELINE_MODELS / base
-    rows = [("per-model script (render only, 1 process per model)", BASELINE_MODELS, base, base_mps),
-            ("voxlift render, 1 worker", n, ours[1], n / ours[1]),
-            ("voxlift render, 2 workers", n, ours[2], n / ours[2])]
+    rows = [
+        ("per-model script (render only, 1 process per model)", BASELINE_MODELS, base, base_mps),
+        ("voxlift render, 1 worker", n, ours[1], n / ours[1]),
+        ("voxlift render, 2 workers", n, ours[2], n / ours[2]),
+    ]
     print("## Dataset rendering (Blender, Workbench)\n")
-    print(f"Sweet Home 3D chairs and tables (KatorLegaz, Scopia, BlendSwap-CC-0; {n} models), {VIEWS} views "
-          f"of {SIZE} px each, 32^3 voxels. voxlift's figures are end to end: listing, mesh loading, "
-          f"voxelisation, rendering (Workbench at 2x, box-filtered), writing the dataset. The per-model "
-          f"script renders only (its OBJ files are written beforehand, untimed; no voxels, no dataset) with "
-          f"the same engine and settings, one `python render_baseline.py model.obj` process per model.\n")
+    print(
+        f"Sweet Home 3D chairs and tables (KatorLegaz, Scopia, BlendSwap-CC-0; {n} models), {VIEWS} views "
+        f"of {SIZE} px each, 32^3 voxels. voxlift's figures are end to end: listing, mesh loading, "
+        f"voxelisation, rendering (Workbench at 2x, box-filtered), writing the dataset. The per-model "
+        f"script renders only (its OBJ files are written beforehand, untimed; no voxels, no dataset) with "
+        f"the same engine and settings, one `python render_baseline.py model.obj` process per model.\n"
+    )
     print("| pipeline | models | seconds | models/s | views/s | vs script |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, count, sec, mps in rows:
         print(f"| {name} | {count} | {sec:.1f} | {mps:.2f} | {mps * VIEWS:.1f} | {mps / base_mps:.1f}x |")
-    print(f"\nBare render call (all {VIEWS} views in one `render(animation=True)`, warm process): "
-          f"{call_ms:.1f} ms a view.\n")
-    print(f"Memory: peak RSS of one render worker (never restarted) after 10 models: {mem10 / 1024:.0f} MiB; "
-          f"after {mem_n} models: {mem_end / 1024:.0f} MiB (synthetic models, {VIEWS} views of {SIZE} px). "
-          f"Workers are restarted every 500 models by default anyway (`--restart-every`).\n")
+    print(
+        f"\nBare render call (all {VIEWS} views in one `render(animation=True)`, warm process): "
+        f"{call_ms:.1f} ms a view.\n"
+    )
+    print(
+        f"Memory: peak RSS of one render worker (never restarted) after 10 models: {mem10 / 1024:.0f} MiB; "
+        f"after {mem_n} models: {mem_end / 1024:.0f} MiB (synthetic models, {VIEWS} views of {SIZE} px). "
+        f"Workers are restarted every 500 models by default anyway (`--restart-every`).\n"
+    )
     print("Commands:\n")
     print("```sh")
     srcs = " ".join(LIBRARIES)
     limit = f" --limit {LIMIT}" if LIMIT else ""
     for w in (1, 2):
-        print(f"voxlift render {srcs} --categories chair,table --out OUT --views {VIEWS} --image-size {SIZE} "
-              f"--workers {w}{limit}")
-    print(f"for f in objs/*.obj; do python tests/benchmarks/render_baseline.py $f out {VIEWS} {SIZE}; done"
-          f"   # first {BASELINE_MODELS} models")
-    print(f"python -c 'RenderJob(RenderOptions([\"synthetic:{MEMORY_MODELS}\"], workers=1, "
-          f"restart_every=10**9))'   # memory, see tests/benchmarks/bench_render.py")
+        print(
+            f"voxlift render {srcs} --categories chair,table --out OUT --views {VIEWS} --image-size {SIZE} "
+            f"--workers {w}{limit}"
+        )
+    print(
+        f"for f in objs/*.obj; do python tests/benchmarks/render_baseline.py $f out {VIEWS} {SIZE}; done"
+        f"   # first {BASELINE_MODELS} models"
+    )
+    print(
+        f'python -c \'RenderJob(RenderOptions(["synthetic:{MEMORY_MODELS}"], workers=1, '
+        f"restart_every=10**9))'   # memory, see tests/benchmarks/bench_render.py"
+    )
     print("```")
     return 0
 

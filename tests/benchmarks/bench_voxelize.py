@@ -15,6 +15,7 @@ any of its sub-voxels is. On meshes that are not watertight, fill_holes leaves o
 fill does, while voxlift's parity vote fills them: there the reference is itself a choice, so the table also
 reports the IoU on the watertight test shapes of tests/test_voxelize.py, where the reference is exact.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,8 +90,14 @@ def shapes(tm_mod):
         ("box", [tm_mod.creation.box((0.5, 0.3, 0.7))]),
         ("icosphere", [tm_mod.creation.icosphere(3, 0.42)]),
         ("cylinder", [tm_mod.creation.cylinder(0.15, 0.8, sections=24)]),
-        ("union of boxes", [tm_mod.creation.box((0.8, 0.15, 0.15)), tm_mod.creation.box((0.15, 0.8, 0.15)),
-                            tm_mod.creation.box((0.15, 0.15, 0.8), tf.translation_matrix((0.3, 0.1, 0)))]),
+        (
+            "union of boxes",
+            [
+                tm_mod.creation.box((0.8, 0.15, 0.15)),
+                tm_mod.creation.box((0.15, 0.8, 0.15)),
+                tm_mod.creation.box((0.15, 0.15, 0.8), tf.translation_matrix((0.3, 0.1, 0))),
+            ],
+        ),
     ]:
         m = tf.random_rotation_matrix(rng.random(3))
         parts = [p.copy() for p in parts]
@@ -120,6 +127,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import trimesh
+
     from voxlift.dataset_tools.errors import VoxliftError
     from voxlift.dataset_tools.sources import iter_models
     from voxlift.dataset_tools.voxelize import voxelize
@@ -147,24 +155,40 @@ def main() -> int:
             theirs, t_theirs = trimesh_voxels(trimesh, mesh.vertices, mesh.faces, r)
             ref = reference(fine, r)
             flood_only = voxelize(mesh.vertices, mesh.faces, r, parity=False)
-            rows[r].append({"id": rec.id, "faces": len(mesh.faces), "t_ours": t_ours, "t_theirs": t_theirs,
-                            "iou_ours": iou(ours, ref), "iou_theirs": iou(theirs, ref),
-                            "iou_flood": iou(flood_only, ref), "voted": int((ours & ~flood_only).sum()),
-                            "miss_ours": float((ref & ~ours).sum() / max(ref.sum(), 1)),
-                            "miss_theirs": float((ref & ~theirs).sum() / max(ref.sum(), 1))})
-            print(f"{rec.id} R={r} faces={len(mesh.faces)} ours {t_ours:.3f}s trimesh {t_theirs:.3f}s "
-                  f"IoU {rows[r][-1]['iou_ours']:.3f} / {rows[r][-1]['iou_theirs']:.3f}", file=sys.stderr)
+            rows[r].append(
+                {
+                    "id": rec.id,
+                    "faces": len(mesh.faces),
+                    "t_ours": t_ours,
+                    "t_theirs": t_theirs,
+                    "iou_ours": iou(ours, ref),
+                    "iou_theirs": iou(theirs, ref),
+                    "iou_flood": iou(flood_only, ref),
+                    "voted": int((ours & ~flood_only).sum()),
+                    "miss_ours": float((ref & ~ours).sum() / max(ref.sum(), 1)),
+                    "miss_theirs": float((ref & ~theirs).sum() / max(ref.sum(), 1)),
+                }
+            )
+            print(
+                f"{rec.id} R={r} faces={len(mesh.faces)} ours {t_ours:.3f}s trimesh {t_theirs:.3f}s "
+                f"IoU {rows[r][-1]['iou_ours']:.3f} / {rows[r][-1]['iou_theirs']:.3f}",
+                file=sys.stderr,
+            )
 
     print("## Voxeliser: voxlift vs trimesh on Sweet Home 3D chairs and tables\n")
-    print(f"Models: the chairs and tables of {', '.join(LIBRARIES)} ({len(records)} models"
-          f"{', ' + str(len(skipped)) + ' failed to load' if skipped else ''}); 64^3 on one in "
-          f"{args.every64} models. Times: CPU seconds per model of the voxelising call (surface + solid "
-          f"fill), both in the same process and run ({platform.machine()}, shared CPU: compare the ratios). "
-          f"trimesh: `voxelized(pitch=1/R).fill()` on the same grid. Reference: 128^3 supersampled surface "
-          f"samples + scipy `binary_fill_holes`, a voxel occupied when any sub-voxel is.\n")
-    print("| grid | models | voxlift s/model (median) | trimesh s/model (median) | speed-up (median of "
-          "per-model ratios) | speed-up (total time) | IoU vs reference: voxlift | voxlift without the "
-          "parity vote | trimesh | reference voxels missed: voxlift / trimesh |")
+    print(
+        f"Models: the chairs and tables of {', '.join(LIBRARIES)} ({len(records)} models"
+        f"{', ' + str(len(skipped)) + ' failed to load' if skipped else ''}); 64^3 on one in "
+        f"{args.every64} models. Times: CPU seconds per model of the voxelising call (surface + solid "
+        f"fill), both in the same process and run ({platform.machine()}, shared CPU: compare the ratios). "
+        f"trimesh: `voxelized(pitch=1/R).fill()` on the same grid. Reference: 128^3 supersampled surface "
+        f"samples + scipy `binary_fill_holes`, a voxel occupied when any sub-voxel is.\n"
+    )
+    print(
+        "| grid | models | voxlift s/model (median) | trimesh s/model (median) | speed-up (median of "
+        "per-model ratios) | speed-up (total time) | IoU vs reference: voxlift | voxlift without the "
+        "parity vote | trimesh | reference voxels missed: voxlift / trimesh |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r, rs in rows.items():
         if not rs:
@@ -178,18 +202,31 @@ def main() -> int:
 
         mo = np.mean([x["miss_ours"] for x in rs])
         mt = np.mean([x["miss_theirs"] for x in rs])
-        print(f"| {r}^3 | {len(rs)} | {np.median(to):.3f} | {np.median(tt):.3f} | {np.median(tt / to):.1f}x | "
-              f"{tt.sum() / to.sum():.1f}x | {stat('iou_ours')} | {stat('iou_flood')} | {stat('iou_theirs')} "
-              f"| {100 * mo:.2f}% / {100 * mt:.2f}% |")
+        print(
+            f"| {r}^3 | {len(rs)} | {np.median(to):.3f} | {np.median(tt):.3f} | {np.median(tt / to):.1f}x | "
+            f"{tt.sum() / to.sum():.1f}x | {stat('iou_ours')} | {stat('iou_flood')} | {stat('iou_theirs')} "
+            f"| {100 * mo:.2f}% / {100 * mt:.2f}% |"
+        )
     big = [x for x in sorted(rows[32], key=lambda x: -x["voted"])[:4] if x["voted"]]
-    print(f"\nThe parity vote (interiors of open shells, see dataset_tools/voxelize.py) adds voxels to "
-          f"{sum(x['voted'] > 0 for x in rows[32])} of {len(rows[32])} models at 32^3"
-          + ("; most to " + ", ".join(f"{x['id']} (+{x['voted']}, IoU {x['iou_ours']:.2f} vs "
-                                      f"{x['iou_flood']:.2f} without)" for x in big) if big else "")
-          + ". The reference, a flood fill like trimesh's, leaves such shells hollow: that is where the IoU "
-            "columns differ, by design (a box missing a face is filled).")
-    print("\nWatertight shapes (random rotations), exact reference (surface samples + inside every face plane "
-          "of a convex part):\n")
+    print(
+        f"\nThe parity vote (interiors of open shells, see dataset_tools/voxelize.py) adds voxels to "
+        f"{sum(x['voted'] > 0 for x in rows[32])} of {len(rows[32])} models at 32^3"
+        + (
+            "; most to "
+            + ", ".join(
+                f"{x['id']} (+{x['voted']}, IoU {x['iou_ours']:.2f} vs {x['iou_flood']:.2f} without)"
+                for x in big
+            )
+            if big
+            else ""
+        )
+        + ". The reference, a flood fill like trimesh's, leaves such shells hollow: that is where the IoU "
+        "columns differ, by design (a box missing a face is filled)."
+    )
+    print(
+        "\nWatertight shapes (random rotations), exact reference (surface samples + inside every face plane "
+        "of a convex part):\n"
+    )
     print("| shape | grid | IoU voxlift | IoU trimesh |")
     print("|---|---|---|---|")
     for name, parts in shapes(trimesh):
@@ -201,13 +238,18 @@ def main() -> int:
             theirs, _ = trimesh_voxels(trimesh, v, f, r)
             print(f"| {name} | {r}^3 | {iou(voxelize(v, f, r), ref):.3f} | {iou(theirs, ref):.3f} |")
     worst = sorted(rows[32], key=lambda x: x["iou_flood"])[:3]
-    print("\nLowest IoU at 32^3 without the vote (the reference's own flood fill leaks through gaps finer "
-          "than a 32^3 voxel, so it leaves hollow what both voxelisers fill): "
-          + ", ".join(f"{x['id']} {x['iou_flood']:.3f} (trimesh {x['iou_theirs']:.3f})" for x in worst) + ".")
+    print(
+        "\nLowest IoU at 32^3 without the vote (the reference's own flood fill leaks through gaps finer "
+        "than a 32^3 voxel, so it leaves hollow what both voxelisers fill): "
+        + ", ".join(f"{x['id']} {x['iou_flood']:.3f} (trimesh {x['iou_theirs']:.3f})" for x in worst)
+        + "."
+    )
     if skipped:
         print("\nFailed to load: " + "; ".join(skipped))
-    print("\nCommand: `python tests/benchmarks/bench_voxelize.py` (all models at 32^3, every 2nd at 64^3); "
-          "`--limit N` for a quick look.")
+    print(
+        "\nCommand: `python tests/benchmarks/bench_voxelize.py` (all models at 32^3, every 2nd at 64^3); "
+        "`--limit N` for a quick look."
+    )
     return 0
 
 

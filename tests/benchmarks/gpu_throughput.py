@@ -12,6 +12,7 @@ A step's time is (wall time of a run of N2 steps - that of N1 steps) / (N2 - N1)
 `voxlift train` in this process: start-up, cuDNN's autotuning, the first and the last validation cancel
 out. It includes drawing the batches on the CPU, as training does. --cpu adds CPU rows (all cores).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for _cyclegan_util
 
 from _cyclegan_util import make_dataset
+
 from voxlift.backend.train import main as train_main
 
 N1, N2 = 20, 220
@@ -40,9 +42,27 @@ KINDS = {
 
 def timed_run(kind: str, data: Path, out: Path, steps: int, device: str, bf16: str, batch: int) -> float:
     shutil.rmtree(out, ignore_errors=True)
-    argv = [kind, "--data", str(data), "--out", str(out), "--steps", str(steps), "--device", device,
-            "--bf16", bf16, "--batch-size", str(batch), "--val-every", "100000", "--val-samples", "16",
-            "--quiet", *KINDS[kind]]
+    argv = [
+        kind,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--device",
+        device,
+        "--bf16",
+        bf16,
+        "--batch-size",
+        str(batch),
+        "--val-every",
+        "100000",
+        "--val-samples",
+        "16",
+        "--quiet",
+        *KINDS[kind],
+    ]
     if device == "cuda":
         torch.cuda.synchronize()
     t = time.perf_counter()
@@ -91,8 +111,13 @@ def profile_counts(kind: str, data: Path, work: Path, batch: int) -> dict:
         ka = [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
         totals.append((sum(e.count for e in ka), sum(e.self_device_time_total for e in ka) / 1000, wall))
     (k1, g1, w1), (k2, g2, w2) = totals
-    return {"kind": kind, "batch": batch, "kernels_per_step": round((k2 - k1) / 20),
-            "gpu_busy_ms_per_step": round((g2 - g1) / 20, 1), "profiled_ms_per_step": round((w2 - w1) / 20 * 1000, 1)}
+    return {
+        "kind": kind,
+        "batch": batch,
+        "kernels_per_step": round((k2 - k1) / 20),
+        "gpu_busy_ms_per_step": round((g2 - g1) / 20, 1),
+        "profiled_ms_per_step": round((w2 - w1) / 20 * 1000, 1),
+    }
 
 
 def main() -> int:
@@ -100,8 +125,12 @@ def main() -> int:
     p.add_argument("--out", default="/tmp/voxlift-gpu-throughput")
     p.add_argument("--cpu", action="store_true", help="also time the CPU (fp32) for a ratio")
     p.add_argument("--only", nargs="+", help="only these KIND:BATCH rows (e.g. cyclegan:256)")
-    p.add_argument("--profile", nargs="*", metavar="KIND:BATCH",
-                   help="count kernels and GPU busy time per step of these (e.g. cyclegan:64)")
+    p.add_argument(
+        "--profile",
+        nargs="*",
+        metavar="KIND:BATCH",
+        help="count kernels and GPU busy time per step of these (e.g. cyclegan:64)",
+    )
     args = p.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to measure", file=sys.stderr)
@@ -111,7 +140,9 @@ def main() -> int:
     if not (data / "manifest.json").is_file():
         make_dataset(data, n_per_category=40, image_size=64, resolution=32)
     rows = []
-    for device in ("cuda", "cpu") if args.cpu else ("cuda",):  # CUDA's start-up and the first imports: untimed
+    for device in (
+        ("cuda", "cpu") if args.cpu else ("cuda",)
+    ):  # CUDA's start-up and the first imports: untimed
         timed_run("paired", data, work / "warm-up", 2, device, "off", 16)
     draw_ms = _draw_ms(data)
     plan = [(k, "cuda", b, batch) for k in KINDS for batch in (16, 64, 256) for b in ("off", "on")]
@@ -124,27 +155,49 @@ def main() -> int:
         print(json.dumps(r), file=sys.stderr, flush=True)
     for kind, device, bf16, batch in plan:
         s = step_time(kind, data, work, device, bf16, batch)
-        row = {"kind": kind, "device": device, "bf16": bf16, "batch": batch, "step_ms": round(s * 1000, 1),
-               "samples_per_s": round(batch / s, 1)}
+        row = {
+            "kind": kind,
+            "device": device,
+            "bf16": bf16,
+            "batch": batch,
+            "step_ms": round(s * 1000, 1),
+            "samples_per_s": round(batch / s, 1),
+        }
         print(json.dumps(row), file=sys.stderr, flush=True)
         rows.append(row)
     print(f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; CUDA {torch.version.cuda}\n")
-    print("Drawing one unpaired batch on the CPU (the CycleGAN draws n_critic + 1 = 3 a step): "
-          + ", ".join(f"{v:.1f} ms at batch {b}" for b, v in draw_ms.items()) + "\n")
+    print(
+        "Drawing one unpaired batch on the CPU (the CycleGAN draws n_critic + 1 = 3 a step): "
+        + ", ".join(f"{v:.1f} ms at batch {b}" for b, v in draw_ms.items())
+        + "\n"
+    )
     print("| model | device | batch | bf16 | ms / step | samples / s | bf16 speed-up |")
     print("|---|---|---:|---|---:|---:|---:|")
     for r in rows:
-        base = next((q for q in rows if q["kind"] == r["kind"] and q["device"] == r["device"]
-                     and q["batch"] == r["batch"] and q["bf16"] == "off"), None)
+        base = next(
+            (
+                q
+                for q in rows
+                if q["kind"] == r["kind"]
+                and q["device"] == r["device"]
+                and q["batch"] == r["batch"]
+                and q["bf16"] == "off"
+            ),
+            None,
+        )
         up = f"{base['step_ms'] / r['step_ms']:.2f}x" if base and r["bf16"] == "on" else ""
-        print(f"| {r['kind']} | {r['device']} | {r['batch']} | {r['bf16']} | {r['step_ms']} | "
-              f"{r['samples_per_s']} | {up} |")
+        print(
+            f"| {r['kind']} | {r['device']} | {r['batch']} | {r['bf16']} | {r['step_ms']} | "
+            f"{r['samples_per_s']} | {up} |"
+        )
     if profiles:
         print("\n| model | batch | kernels / step | GPU busy ms / step | wall ms / step (profiled) |")
         print("|---|---:|---:|---:|---:|")
         for r in profiles:
-            print(f"| {r['kind']} | {r['batch']} | {r['kernels_per_step']} | {r['gpu_busy_ms_per_step']} | "
-                  f"{r['profiled_ms_per_step']} |")
+            print(
+                f"| {r['kind']} | {r['batch']} | {r['kernels_per_step']} | {r['gpu_busy_ms_per_step']} | "
+                f"{r['profiled_ms_per_step']} |"
+            )
     (work / "throughput.json").write_text(json.dumps({"rows": rows, "profiles": profiles}, indent=1) + "\n")
     return 0
 

@@ -7,6 +7,7 @@ Blender's anti-aliasing off, transparent film), so only the way of working diffe
 
     python render_baseline.py MODEL.obj OUT_DIR [VIEWS] [IMAGE_SIZE]
 """
+
 import math
 import os
 import sys

@@ -8,6 +8,7 @@ VoxliftError (tests/_fuzz_util.check); any other exception, a hang (more than --
 MemoryError (the process runs under an address-space cap, --mem-gb) is a finding: the input is saved in
 --crashes and the run goes on. Prints a markdown table: inputs, parsed, rejected, findings per target.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,7 +83,9 @@ def main(argv=None) -> int:
     for n in names:
         s = stats[n]
         print(f"| {n} | {s['inputs']} | {s['ok']} | {s['rejected']} | {s['findings']} |")
-    print(f"\nCommand: `.venv/bin/python tests/fuzz/fuzz_parsers.py --minutes {args.minutes:g} --seed {args.seed}`")
+    print(
+        f"\nCommand: `.venv/bin/python tests/fuzz/fuzz_parsers.py --minutes {args.minutes:g} --seed {args.seed}`"
+    )
     for key, (digest, text) in findings.items():
         print(f"- {key} ({digest}): {text}")
     return 1 if findings else 0
