@@ -1,10 +1,11 @@
 """Checkpoints: safetensors only, never pickle.
 
-A run folder holds
+A run folder (loop.py writes it) holds
     config.json          the run's configuration ({"kind": "paired", ...}), written once at the start
-    best.safetensors     weights of the best validation IoU so far
-    last.safetensors     weights, optimiser (flattened: one tensor per state entry), step, scheduler and
-                         RNG state: everything an exact resume needs
+    best.safetensors     weights of the best validation score so far (each kind says what its score is)
+    last.safetensors     weights, optimiser state (flattened: one tensor per state entry), step, elapsed time
+                         and budget: with the data order and augmentation, which are functions of the seed
+                         and the step, everything an exact resume needs
 Each .safetensors file also carries the configuration and its own metadata as JSON in the safetensors
 header (key "voxlift"), so a file copied alone still loads. Writes go to a temporary file that replaces the
 old one (os.replace): a kill at any instant leaves the previous checkpoint whole.
@@ -141,26 +142,3 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], info: dict, prefix: st
         pid, key = name.split(".", 1)
         state.setdefault(int(pid), {})[key] = value
     return {"state": state, "param_groups": info["param_groups"]}
-
-
-def add_run_arguments(p, steps_help: str, minutes_help: str = "train for this long") -> None:
-    """The arguments every `voxlift train KIND` shares: data, run folder, budget, resume, device."""
-    p.add_argument("--data", required=True, help="dataset folder (voxlift render / import-r2n2)")
-    p.add_argument("--out", required=True, help="run folder: checkpoints, config.json, logs")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help=steps_help)
-    budget.add_argument("--max-minutes", type=float, help=minutes_help)
-    p.add_argument("--resume", action="store_true", help="continue RUN/last.safetensors (fresh if none)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-
-
-def resume_state(out: str | os.PathLike, resume: bool) -> tuple[Path, bool]:
-    """(path of the run's last checkpoint, whether to resume from it). A run folder that holds a run is
-    never overwritten by a fresh start: that needs --resume or another --out."""
-    out = Path(out)
-    last = out / LAST
-    if last.is_file() and not resume:
-        raise VoxliftError(
-            f"{out}: holds a run already; pass --resume to continue it or choose another --out"
-        )
-    return last, resume and last.is_file()

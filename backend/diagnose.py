@@ -40,7 +40,7 @@ from torch import nn
 
 from ..dataset_tools.dataset import open_dataset
 from ..dataset_tools.errors import VoxliftError
-from .cyclegan import _critic_layers, add_generators_argument, generator_halves, resolve_generators
+from .device import add_device_argument
 from .distribution_metrics import distribution_scores, iou_distance, l1_distance
 from .gan_losses import (
     GAN_KINDS,
@@ -50,8 +50,10 @@ from .gan_losses import (
     init_occupancy,
     straight_through,
 )
+from .generators import UnpairedConfig, add_generators_argument, generator_halves, resolve_generators
 from .losses import positive_weight, voxel_loss
 from .metrics import iou
+from .models.cyclegan import _critic_layers
 from .networks import Critic2D, Critic3D, ImageDecoder, VoxelDecoder
 from .unpaired_data import load_pairs
 
@@ -179,22 +181,24 @@ def _fit(
         opt.step()
 
 
-def generator_config(ds, cfg) -> dict:
-    """The generator halves' config (cyclegan.generator_halves) for --generators on this dataset."""
+def generator_config(ds, cfg) -> UnpairedConfig:
+    """The generator halves' config (generators.generator_halves) for --generators on this dataset."""
     s = cfg.input_size or ds.image_size
     kind, camera = resolve_generators(cfg.generators, ds, s)
-    return {
-        "input_size": s,
-        "resolution": ds.resolution,
-        "latent_dim": cfg.latent_dim,
-        "encoder_width": cfg.encoder_width,
-        "decoder_width": cfg.decoder_width,
-        "norm": cfg.norm,
-        "spectral": "critics",
-        "generators": kind,
-        "camera": camera,
-        "decoder_head": "deconv",
-    }
+    return UnpairedConfig(
+        kind="diagnose",
+        image_size=ds.image_size,
+        input_size=s,
+        resolution=ds.resolution,
+        latent_dim=cfg.latent_dim,
+        encoder_width=cfg.encoder_width,
+        decoder_width=cfg.decoder_width,
+        norm=cfg.norm,
+        spectral="critics",
+        generators=kind,
+        camera=camera,
+        decoder_head="deconv",
+    )
 
 
 def classifier_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
@@ -354,7 +358,7 @@ def diagnose(ds, cfg, device, parts=PARTS, progress=None) -> list[Result]:
             r = gan_part(name, data, cfg, device)
         r.seconds = time.time() - t0
         if not name.startswith(("critic", "gan")):
-            r.details["generators"] = halves["generators"]
+            r.details["generators"] = halves.generators
         results.append(r)
         if progress is not None:
             progress(r)
@@ -395,12 +399,12 @@ def add_arguments(p) -> None:
     add_generators_argument(p)
     p.add_argument("--norm", default="batch", choices=("batch", "instance", "layer", "none"))
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_device_argument(p)
     p.add_argument("--seed", type=int, default=0)
 
 
 def run(args) -> int:
-    from .paired import pick_device
+    from .device import pick_device
 
     device = pick_device(args.device)
     ds = open_dataset(args.data)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..dataset_tools.dataset import open_dataset
 from ..dataset_tools.errors import VoxliftError
+from .device import add_device_argument
 from .metrics import THRESHOLDS, Scores, format_table, fscore, iou, metric_names, surface_points
 
 
@@ -31,7 +32,7 @@ def add_arguments(p) -> None:
     )
     add_data_arguments(p)
     p.add_argument("--save-predictions", metavar="FILE.npz", help="save object-frame probabilities (float16)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_device_argument(p)
     p.add_argument("--batch-size", type=int, default=64)
 
 
@@ -121,7 +122,7 @@ def run(args) -> int:
         save_predictions(args.save_predictions, np.stack(saved), ds, models)
     result = {
         "checkpoint": str(predictor.path),
-        "kind": predictor.config["kind"],
+        "kind": predictor.kind,
         "viewer_centred": predictor.viewer_centred,
         "data": str(args.data),
         "split": args.split,

@@ -79,6 +79,22 @@ class _Encoder(nn.Module):
         self.features = nn.Sequential(*layers)
         self.fc = _sn(nn.Linear(cin * 4**dims, latent_dim), spectral)
         self.dims, self.size = dims, size
+        # side of the feature map -> (layers that end with it, its channels): every block is (conv, norm, act)
+        self.sides = {size >> (s + 1): (3 * (s + 1), _channels(width, s)) for s in range(steps)}
+
+    def feature_maps(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The feature map after each block, by its side (e.g. {32: .., 16: .., 8: .., 4: ..} for 64 px)."""
+        if x.dim() == self.dims + 1:
+            x = x.unsqueeze(1)
+        maps, done = {}, 0
+        for side, (end, _) in self.sides.items():
+            x = self.features[done:end](x)
+            maps[side], done = x, end
+        return maps
+
+    def code(self, last_map: torch.Tensor) -> torch.Tensor:
+        """The latent vector from the last (4-wide) feature map."""
+        return self.fc(torch.flatten(last_map, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == self.dims + 1:  # add the channel axis of a grid [B, R, R, R] or image [B, S, S]
@@ -138,21 +154,39 @@ class _Decoder(nn.Module):
         layers.append(_sn(conv(cin, 1 if head == "deconv" else 2**dims, 3, padding=1), spectral))
         self.net = nn.Sequential(*layers)
         self.dims, self.head = dims, head
+        # side of a feature block -> (layers of self.net that end with it, its channels): (norm, relu) at 4,
+        # then one (deconv, norm, relu) block per doubling
+        ups = steps if head == "deconv" else steps - 1
+        self.sides = {4: (2, self.c0)}
+        for k in range(ups):  # the k-th doubling, as built above
+            s = ups - 1 - k
+            self.sides[4 << (k + 1)] = (2 + 3 * (k + 1), _channels(width, s if head == "deconv" else s + 1))
+        self.memory_format = (
+            torch.contiguous_format
+        )  # the paired model sets channels-last 3D (faster on CPUs)
 
-    def features(self, z: torch.Tensor) -> torch.Tensor:
-        """The first feature block [B, c0, 4, ...] (a hook for memory layouts)."""
-        return self.fc(z).view(z.shape[0], self.c0, *([4] * self.dims))
+    def first_block(self, z: torch.Tensor) -> torch.Tensor:
+        """The first feature block [B, c0, 4, ...], from the latent vector."""
+        return (
+            self.fc(z)
+            .view(z.shape[0], self.c0, *([4] * self.dims))
+            .contiguous(memory_format=self.memory_format)
+        )
 
-    def finish(self, x: torch.Tensor) -> torch.Tensor:
-        """The layers after `features`: x [B, c0, 4, ...] -> [B, 1, size, ...]."""
-        return self.shuffle(self.net(x))
+    def forward(self, z: torch.Tensor, add: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """Latent vectors -> [B, 1, size, ...]. `add` maps a block's side to features added to that block once
+        it is computed (the paired model lifts the image's features into the grid so)."""
+        x, done = self.first_block(z), 0
+        for side, (end, _) in self.sides.items():
+            x = self.net[done:end](x)
+            if add and side in add:
+                x = x + add[side].contiguous(memory_format=self.memory_format)
+            done = end
+        return self.shuffle(self.net[done:](x))
 
     def shuffle(self, x: torch.Tensor) -> torch.Tensor:
         """The last layer's output -> the full-size output (the identity for the "deconv" head)."""
         return _shuffle_up(x, self.dims) if self.head == "shuffle" else x
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.finish(self.features(z))
 
 
 class ImageEncoder(_Encoder):
@@ -193,8 +227,8 @@ class VoxelDecoder(_Decoder):
     ):
         super().__init__(3, resolution, latent_dim, width, norm, spectral, head)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return super().forward(z).squeeze(1)
+    def forward(self, z: torch.Tensor, add: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        return super().forward(z, add).squeeze(1)
 
 
 class ImageDecoder(_Decoder):

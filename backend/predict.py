@@ -1,17 +1,17 @@
 """Using a trained checkpoint: what `voxlift evaluate` and the Blender add-on's reconstruct panel call.
 
     p = load_predictor("runs/chairs")              # a run folder (its best checkpoint) or a .safetensors file
-    gray, alpha = prepare_image(rgba, p.image_size, p.config["background"], p.config["fill"])
+    gray, alpha = prepare_image(rgba, p.image_size, p.background, p.fill)
     probs = p.predict(gray[None], alpha[None])     # float32 [1, R, R, R] occupancy probabilities
     if p.viewer_centred:                           # the grid is as seen from the front: turn it back
         probs = to_object_frame(probs, azimuth)    # azimuth (degrees) of the view the image was taken from
 
-Every model kind that maps one image to a grid registers a network builder in PREDICTOR_KINDS.
+Every model kind whose checkpoints map an image to a grid says so in registry.KINDS (`reconstructs`) and
+builds that network in its `image_to_grid`; its checkpoint's config is read through the kind's typed config.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 
 import numpy as np
@@ -19,21 +19,21 @@ import torch
 
 from ..dataset_tools.errors import VoxliftError
 from . import checkpoint as ckpt
+from .config import RunConfig
 from .data import to_object_frame_torch
-
-# kind -> module in voxlift.backend with `predictor_network(config, tensors, path) -> nn.Module` taking
-# [B, 1, S, S] images in [-1, 1] to logits [B, R, R, R].
-PREDICTOR_KINDS = {"paired": "paired", "cyclegan": "cyclegan"}
+from .registry import model_class, reconstructing_kinds
 
 
 class Predictor:
-    def __init__(self, network: torch.nn.Module, config: dict, device: torch.device, path):
+    def __init__(self, network: torch.nn.Module, config: RunConfig, device: torch.device, path):
         self.network, self.config, self.device, self.path = network.eval(), config, device, path
-        self.viewer_centred: bool = bool(config.get("viewer_centred", True))
-        self.image_size: int = int(config["image_size"])  # images as the training renderings were
-        self.input_size: int = int(config.get("input_size", self.image_size))
-        self.resolution: int = int(config["resolution"])
-        self.background: float = float(config.get("background", 1.0))
+        self.kind: str = config.kind
+        self.viewer_centred: bool = config.viewer_centred
+        self.image_size: int = config.image_size  # images as the training renderings were
+        self.input_size: int = config.input_size
+        self.resolution: int = config.resolution
+        self.background: float = config.background
+        self.fill: float = config.fill
 
     @torch.no_grad()
     def predict(self, images, alpha=None, batch_size: int = 64) -> np.ndarray:
@@ -67,17 +67,18 @@ def _unit(a) -> np.ndarray:
 
 def load_predictor(checkpoint: str | os.PathLike, device: str = "auto") -> Predictor:
     """A Predictor from a checkpoint file or run folder; bad files raise VoxliftError naming them."""
+    from .device import pick_device
+
     path = ckpt.resolve_checkpoint(checkpoint)
-    tensors, meta = ckpt.load_checkpoint(path, kinds=tuple(PREDICTOR_KINDS))
-    config = meta["config"]
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    module = importlib.import_module(f"{__package__}.{PREDICTOR_KINDS[config['kind']]}")
+    tensors, meta = ckpt.load_checkpoint(path, kinds=reconstructing_kinds())
+    kind = model_class(meta["config"]["kind"])
+    config = kind.Config.from_dict(meta["config"], path)
+    device = pick_device(device)
     try:
-        network = module.predictor_network(config, tensors, path)
+        network = kind.image_to_grid(config, tensors, path)
     except (KeyError, TypeError, ValueError) as exc:
         raise VoxliftError(f"{path}: config does not describe a usable model ({exc!r})") from None
-    return Predictor(network.to(device), config, torch.device(device), path)
+    return Predictor(network.to(device), config, device, path)
 
 
 def to_object_frame(probs: np.ndarray, azimuth) -> np.ndarray:

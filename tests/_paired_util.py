@@ -133,3 +133,12 @@ def voxel_centres(grid: np.ndarray) -> np.ndarray:
     """World coordinates [N, 3] of the centres of a grid's voxels above 0.5."""
     idx = np.argwhere(np.asarray(grid) > 0.5)
     return (np.c_[idx, np.ones(len(idx))] @ voxel_to_world(grid.shape[0]).T)[:, :3]
+
+
+def paired_network(config: dict):
+    """The paired model's network for a config dict (kind and defaults filled in as for a checkpoint)."""
+    from voxlift.backend.models.paired import PairedConfig, build_network
+
+    return build_network(
+        PairedConfig.from_dict({"kind": "paired", "image_size": 32, **config}, "test config")
+    )

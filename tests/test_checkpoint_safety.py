@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 from _fuzz_util import mutate, time_limit
+from _paired_util import paired_network
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voxlift.backend import checkpoint as ckpt
-from voxlift.backend.paired import build_model
 from voxlift.backend.predict import load_predictor
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.png import write_png
@@ -56,7 +56,7 @@ class Payload:
 
 def state(config=CONFIG) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
-    return {f"model.{k}": v.contiguous() for k, v in build_model(config).state_dict().items()}
+    return {f"model.{k}": v.contiguous() for k, v in paired_network(config).state_dict().items()}
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,22 @@
 """The unpaired CycleGAN: no pair ever seen, exact resume, divergence handling, autoencoder start, prediction."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 import torch
 from _cyclegan_util import make_dataset
+from _train_util import interrupt_at, log_rows, train, train_args
 
-from voxlift.backend import autoencoder, checkpoint, cyclegan
-from voxlift.backend.cyclegan import CycleGAN, ImagePool, lr_factor
+from voxlift.backend import checkpoint
+from voxlift.backend.generators import GENERATOR_PARTS
+from voxlift.backend.models.cyclegan import (
+    CycleGAN,
+    CycleGANModel,
+    ImagePool,
+    init_generators_from,
+    lr_factor,
+)
 from voxlift.backend.unpaired_data import UnpairedSampler, split_domains
 from voxlift.cli import main as cli_main
 from voxlift.dataset_tools.dataset import open_dataset
@@ -17,7 +24,6 @@ from voxlift.dataset_tools.errors import VoxliftError
 
 torch.set_num_threads(1)
 TINY = ["--latent-dim", "16", "--encoder-width", "4", "--decoder-width", "4", "--batch-size", "4", "--quiet"]
-CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -25,32 +31,23 @@ def data(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("cg") / "ds", n_per_category=12, image_size=16, resolution=8)
 
 
-def _args(module, argv):
-    p = argparse.ArgumentParser()
-    module.add_arguments(p)
-    return p.parse_args(argv)
-
-
 def _gan(data, out, *extra):
-    return _args(
-        cyclegan,
-        [
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--critic-width",
-            "4",
-            "--n-critic",
-            "2",
-            "--val-every",
-            "2",
-            "--val-samples",
-            "8",
-            *TINY,
-            *extra,
-        ],
-    )
+    return [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--critic-width",
+        "4",
+        "--n-critic",
+        "2",
+        "--val-every",
+        "2",
+        "--val-samples",
+        "8",
+        *TINY,
+        *extra,
+    ]
 
 
 def test_disjoint_domains_split_every_category_and_shuffled_uses_all(data):
@@ -83,15 +80,19 @@ def test_sampler_batches_are_a_function_of_the_step(data):
         assert set(y.unique().tolist()) <= {0.0, 1.0}
 
 
-def test_training_never_sees_a_pair(data, tmp_path):
+def test_training_never_sees_a_pair(data, tmp_path, monkeypatch):
     seen_images, seen_voxels = set(), set()
+    real_draw = UnpairedSampler.draw
 
-    def record(im, vx):
+    def draw(self, index):
+        x, im, y, vx = real_draw(self, index)
         seen_images.update(im.tolist())
         seen_voxels.update(vx.tolist())
+        return x, im, y, vx
 
+    monkeypatch.setattr(UnpairedSampler, "draw", draw)
     out = tmp_path / "run"
-    cyclegan.train(_gan(data, out, "--steps", "3", "--gan", "lsgan"), CPU, on_batch=record)
+    train("cyclegan", _gan(data, out, "--steps", "3", "--gan", "lsgan"))
     ds = open_dataset(data)
     assert seen_images and seen_voxels
     assert not seen_images & seen_voxels  # no model is ever seen in both domains
@@ -100,18 +101,23 @@ def test_training_never_sees_a_pair(data, tmp_path):
     assert {ds.models[i].id for i in seen_images} <= set(domains["image_models"])
     assert {ds.models[i].id for i in seen_voxels} <= set(domains["voxel_models"])
     assert not set(domains["image_models"]) & set(domains["voxel_models"])
-    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    val = [r["val"] for r in rows if "val" in r]
+    val = [r["val"] for r in log_rows(out, "val")]
     assert val and {"iou@0.5", "mmd", "coverage", "nna"} <= set(val[-1])
 
 
-def test_resume_continues_exactly(data, tmp_path):
+def test_resume_continues_exactly(data, tmp_path, monkeypatch):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    cyclegan.train(_gan(data, whole, "--steps", "4", "--val-every", "100"), CPU)
-    cyclegan.train(_gan(data, parts, "--steps", "4", "--val-every", "100"), CPU, stop_after=2)
-    with pytest.raises(VoxliftError, match="--resume"):
-        cyclegan.train(_gan(data, parts, "--steps", "4"), CPU)
-    cyclegan.train(_gan(data, parts, "--resume", "--val-every", "100"), CPU)
+    train("cyclegan", _gan(data, whole, "--steps", "4", "--val-every", "100"))
+    with monkeypatch.context() as m:
+        interrupt_at(m, "cyclegan", 2)
+        with pytest.raises(KeyboardInterrupt):
+            train("cyclegan", _gan(data, parts, "--steps", "4", "--val-every", "100"))
+    assert checkpoint.load_checkpoint(parts / checkpoint.LAST)[1]["step"] == 2  # saved on Ctrl-C
+    # the same command again resumes the interrupted run
+    train("cyclegan", _gan(data, parts, "--steps", "4", "--val-every", "100"))
+    # a finished run is not trained over by the same command
+    with pytest.raises(VoxliftError, match="finished run.*--resume"):
+        train("cyclegan", _gan(data, parts, "--steps", "4"))
     a, meta_a = checkpoint.load_checkpoint(whole / checkpoint.LAST)
     b, meta_b = checkpoint.load_checkpoint(parts / checkpoint.LAST)
     assert meta_a["step"] == meta_b["step"] == 4
@@ -122,7 +128,7 @@ def test_resume_continues_exactly(data, tmp_path):
 
 def test_a_diverging_run_stops_with_a_message_and_keeps_its_checkpoint(data, tmp_path, capsys):
     out = tmp_path / "run"
-    cyclegan.train(_gan(data, out, "--steps", "2", "--gan", "lsgan"), CPU)
+    train("cyclegan", _gan(data, out, "--steps", "2", "--gan", "lsgan"))
     good = (out / checkpoint.LAST).read_bytes()
     rc = cli_main(
         [
@@ -165,35 +171,38 @@ def test_bad_input_is_one_line(tmp_path, capsys):
 
 def test_autoencoder_weights_start_the_cyclegan(data, tmp_path):
     ae = tmp_path / "ae"
-    autoencoder.train(_args(autoencoder, ["--data", str(data), "--out", str(ae), "--steps", "2", *TINY]), CPU)
+    train("autoencoder", ["--data", str(data), "--out", str(ae), "--steps", "2", *TINY])
     tensors, _ = checkpoint.load_checkpoint(ae / checkpoint.LAST, kinds=("autoencoder",))
-    config = cyclegan.config_from_args(_gan(data, tmp_path / "x"), open_dataset(data))
+    config = CycleGANModel.config_from_args(
+        train_args("cyclegan", _gan(data, tmp_path / "x")), open_dataset(data)
+    )
     model = CycleGAN(config)
-    assert cyclegan._init_from(model, str(ae / checkpoint.LAST)) > 0
-    for part in cyclegan.GENERATOR_PARTS:
+    assert init_generators_from(model, config, ae / checkpoint.LAST) > 0
+    for part in GENERATOR_PARTS:
         for k, v in getattr(model, part).state_dict().items():
             assert torch.equal(v, tensors[f"model.{part}.{k}"]), (part, k)
     run = tmp_path / "gan"
-    cyclegan.train(_gan(data, run, "--steps", "1", "--init-from", str(ae)), CPU)
+    train("cyclegan", _gan(data, run, "--steps", "1", "--init-from", str(ae)))
     assert json.loads((run / "config.json").read_text())["init_from"] == str(ae.resolve())
     with pytest.raises(VoxliftError, match="latent_dim"):
-        cyclegan.train(
-            _gan(data, tmp_path / "bad", "--steps", "1", "--init-from", str(ae), "--latent-dim", "8"), CPU
+        train(
+            "cyclegan",
+            _gan(data, tmp_path / "bad", "--steps", "1", "--init-from", str(ae), "--latent-dim", "8"),
         )
     with pytest.raises(VoxliftError, match="kind"):
-        cyclegan.train(_gan(data, tmp_path / "bad2", "--steps", "1", "--init-from", str(run)), CPU)
+        train("cyclegan", _gan(data, tmp_path / "bad2", "--steps", "1", "--init-from", str(run)))
 
 
 def test_predictor_loads_the_image_to_voxel_generator(data, tmp_path):
     from voxlift.backend.predict import load_predictor
 
     run = tmp_path / "run"
-    cyclegan.train(_gan(data, run, "--steps", "1"), CPU)
+    train("cyclegan", _gan(data, run, "--steps", "1"))
     p = load_predictor(run, "cpu")
     ds = open_dataset(data)
     probs = p.predict(np.asarray(ds.images[0]))
     assert probs.shape == (ds.views_per_model, 8, 8, 8) and 0 <= probs.min() <= probs.max() <= 1
-    assert p.config["kind"] == "cyclegan" and p.viewer_centred
+    assert p.kind == "cyclegan" and p.viewer_centred
 
 
 def test_image_pool_and_schedule():
@@ -211,7 +220,7 @@ def test_image_pool_and_schedule():
 
 def test_bf16_autocast_trains_and_keeps_float32_weights(data, tmp_path):
     out = tmp_path / "bf16"
-    cyclegan.train(_gan(data, out, "--steps", "4", "--bf16", "on", "--val-every", "100"), CPU)
+    train("cyclegan", _gan(data, out, "--steps", "4", "--bf16", "on", "--val-every", "100"))
     tensors, meta = checkpoint.load_checkpoint(out / checkpoint.LAST)
     assert meta["step"] == 4
     assert all(
@@ -219,13 +228,12 @@ def test_bf16_autocast_trains_and_keeps_float32_weights(data, tmp_path):
         for k, t in tensors.items()
         if k.startswith("model.") and t.is_floating_point()
     )
-    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    losses = [r for r in rows if "cycle_image" in r]
-    assert losses and all(np.isfinite(v) for r in losses for k, v in r.items() if k != "step")
+    losses = [r["losses"] for r in log_rows(out, "step")]
+    assert losses and all("cycle_image" in r and all(np.isfinite(v) for v in r.values()) for r in losses)
     # and it resumes without autocast: the pools hold float32 fakes
     pools = [t for k, t in tensors.items() if k.startswith("pool.")]
     assert pools and all(t.dtype == torch.float32 for t in pools)
-    cyclegan.train(_gan(data, out, "--resume", "--steps", "6", "--bf16", "off", "--val-every", "100"), CPU)
+    train("cyclegan", _gan(data, out, "--resume", "--steps", "6", "--bf16", "off", "--val-every", "100"))
     assert checkpoint.load_checkpoint(out / checkpoint.LAST)[1]["step"] == 6
 
 
@@ -270,8 +278,7 @@ def test_two_processes_train_in_step(data, tmp_path, kind):
     assert res.stdout.count("trained 4 steps") == 1  # process 0 alone reports
     _tensors, meta = checkpoint.load_checkpoint(out / checkpoint.LAST)
     assert meta["step"] == 4
-    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "val" in r] == [2, 4]  # one writer: no doubled lines
+    assert [r["step"] for r in log_rows(out, "val")] == [2, 4]  # one writer: no doubled lines
 
 
 def test_prefetched_draws_are_the_samplers_own(data):

@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from _paired_util import furniture_grid, make_dataset
+from _paired_util import furniture_grid, make_dataset, paired_network
 
 from voxlift.backend import checkpoint as ckpt
 from voxlift.backend.metrics import Scores, fscore, iou
-from voxlift.backend.paired import build_model
 from voxlift.backend.predict import load_predictor, to_object_frame
 from voxlift.cli import main as cli_main
 from voxlift.dataset_tools import open_dataset
@@ -33,7 +32,7 @@ CONFIG = {
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    model = build_model(CONFIG).eval()
+    model = paired_network(CONFIG).eval()
     path = tmp_path_factory.mktemp("ckpt") / "model.safetensors"
     ckpt.save_checkpoint(path, {f"model.{k}": v for k, v in model.state_dict().items()}, {"config": CONFIG})
     return str(path)

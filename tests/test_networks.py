@@ -55,7 +55,7 @@ def test_runs_from_before_the_option_use_transposed_convolutions():
 
 
 def test_lifted_image_cells_land_in_the_viewer_frame_column_behind_them():
-    from voxlift.backend.paired import lift_to_grid
+    from voxlift.backend.paired_net import lift_to_grid
 
     cols = torch.zeros(1, 2 * 4, 8, 8)  # 2 channels x depth 4, on an 8x8 image map
     cols[0, 1 * 4 + 3, 2, 5] = 1.0  # channel 1, depth 3, image row 2 (near the top), column 5
@@ -65,7 +65,7 @@ def test_lifted_image_cells_land_in_the_viewer_frame_column_behind_them():
 
 
 def test_paired_model_with_and_without_lift():
-    from voxlift.backend.paired import build_model
+    from _paired_util import paired_network
 
     cfg = {
         "input_size": 32,
@@ -77,7 +77,7 @@ def test_paired_model_with_and_without_lift():
         "decoder_head": "shuffle",
     }
     x = torch.randn(2, 1, 32, 32)
-    plain, lifted = build_model(cfg), build_model({**cfg, "lift": True})
+    plain, lifted = paired_network(cfg), paired_network({**cfg, "lift": True})
     assert plain.lift is None and lifted.lift is not None
     assert plain(x).shape == lifted(x).shape == (2, 32, 32, 32)
     # the lifted path is part of the graph: the loss reaches its weights

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import torch
 from _cyclegan_util import make_dataset, splat, voxelize_boxes
+from _train_util import log_rows, train
 
-from voxlift.backend import checkpoint, cyclegan, projective
+from voxlift.backend import checkpoint, projective
 from voxlift.backend.data import to_viewer_frame
+from voxlift.backend.generators import UnpairedConfig, generator_halves
+from voxlift.backend.models.cyclegan import CycleGAN, CycleGANConfig
 from voxlift.backend.predict import load_predictor
 from voxlift.cli import main as cli_main
 from voxlift.dataset_tools.camera import make_view, project
@@ -149,7 +152,7 @@ def test_auto_picks_projective_where_the_views_share_a_camera(data, tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["generators"] == "projective"
     assert np.allclose(config["camera"]["world_to_pixel"], _camera()[1].world_to_pixel)
-    model = cyclegan.CycleGAN(config)
+    model = CycleGAN(CycleGANConfig.from_dict(config, "config.json"))
     assert isinstance(model.enc3d, projective.VoxelToCode) and isinstance(
         model.dec3d, projective.CodeToVoxels
     )
@@ -234,15 +237,7 @@ def test_an_autoencoder_of_the_other_generators_does_not_start_a_run(data, tmp_p
         *TINY,
     ]
     with pytest.raises(VoxliftError, match="generators"):
-        cyclegan.train(cyclegan_args(args[2:]), torch.device("cpu"))
-
-
-def cyclegan_args(argv):
-    import argparse
-
-    p = argparse.ArgumentParser()
-    cyclegan.add_arguments(p)
-    return p.parse_args(argv)
+        train("cyclegan", args[2:])
 
 
 def test_projective_generators_learn_a_paired_reconstruction(data):
@@ -250,6 +245,8 @@ def test_projective_generators_learn_a_paired_reconstruction(data):
     ds = open_dataset(data)
     camera = projective.viewer_camera(ds)
     config = {
+        "kind": "test",
+        "image_size": S,
         "input_size": S,
         "resolution": R,
         "latent_dim": 16,
@@ -260,7 +257,7 @@ def test_projective_generators_learn_a_paired_reconstruction(data):
         "generators": "projective",
         "camera": camera,
     }
-    halves = cyclegan.generator_halves(config)
+    halves = generator_halves(UnpairedConfig.from_dict(config, "test config"))
     images = torch.from_numpy(np.asarray(ds.images[:8, 0])).float()[:, None] / 127.5 - 1
     grids = to_viewer_frame(torch.from_numpy(np.asarray(ds.voxels[:8])).float(), [ds.views[0].azimuth] * 8)
     torch.manual_seed(0)
@@ -279,7 +276,7 @@ def test_projective_generators_learn_a_paired_reconstruction(data):
 
 
 def test_code_gap_compares_codes_as_distributions():
-    from voxlift.backend.autoencoder import code_gap
+    from voxlift.backend.models.autoencoder import code_gap
 
     g = torch.Generator().manual_seed(0)
     a = (torch.randn(64, 3, 4, 4, generator=g), torch.randn(64, 8, generator=g))
@@ -324,10 +321,8 @@ def test_aligned_autoencoders_pull_the_codes_together(data, tmp_path):
             )
             == 0
         )
-        rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
-        assert "crossed_iou@0.3" in rows[-1]["val"]
-        model_rows = [r for r in rows if "code_gap" in r]
-        gaps[align] = model_rows
+        assert "crossed_iou@0.3" in log_rows(out, "val")[-1]["val"]
+        gaps[align] = [r["losses"] for r in log_rows(out, "step") if "code_gap" in r["losses"]]
     assert not gaps["0"] and gaps["3"]
     assert gaps["3"][-1]["code_gap"] < gaps["3"][0]["code_gap"]
 
@@ -373,6 +368,6 @@ def test_the_outline_term_falls_in_training(data, tmp_path):
         == 0
     )
     assert json.loads((out / "config.json").read_text())["lambda_silhouette"] == 30
-    rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if '"silhouette"' in x]
+    rows = [r["losses"] for r in log_rows(out, "step")]
     first, last = rows[0]["silhouette"], np.mean([r["silhouette"] for r in rows[-2:]])
     assert last < 0.7 * first, [r["silhouette"] for r in rows]

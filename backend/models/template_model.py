@@ -1,0 +1,135 @@
+"""A template for a new model kind: copy it to models/<kind>.py and fill it in (as in pytorch-CycleGAN).
+
+This one works as it is (tests/test_registry.py trains it): a linear map from a small image to a grid's
+logits, trained on the paired data with weighted BCE. To make `voxlift train template` exist, add one line to
+registry.KINDS:
+
+    ModelKind("template", "template_model", "Template", "what it is, in one line", reconstructs=True),
+
+What a kind supplies (models/base.py documents each method):
+  * a config dataclass (fields with the defaults that configs written before a field existed mean, and
+    their checks), and `add_arguments` for the command's options, with the defaults of new runs;
+  * `config_from_args`: a new run's config from the options and the dataset;
+  * `__init__` (networks, optimiser, data), `train_step`, `validate`, `networks`, and the training state
+    beyond the weights (`training_state` / `load_training_state`) that an exact resume needs;
+  * `image_to_grid`, if its checkpoints reconstruct.
+The loop (loop.py) does everything else: run folder, resume, budget, progress, logs, checkpoints, Ctrl-C.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import checkpoint as ckpt
+from ..config import RunConfig, sized
+from ..data import Augment, AugmentConfig, ViewDataset, dataset_statistics, make_loader
+from ..losses import positive_weight, voxel_loss
+from ..metrics import iou
+from .base import BaseModel, Validation
+
+INPUT_SIZE = 16  # the template reads 16x16 images
+
+
+@dataclass(kw_only=True)
+class TemplateConfig(RunConfig):
+    kind: str = "template"
+    lr: float = sized(1e-3, 0.0, 10.0)
+    pos_weight: float = sized(1.0, 0.0, 1e4)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    p.add_argument("--batch-size", type=int, default=16)
+
+
+class TemplateNet(nn.Module):
+    """[B, 1, S, S] images in [-1, 1] -> logits [B, R, R, R]."""
+
+    def __init__(self, resolution: int):
+        super().__init__()
+        self.resolution = resolution
+        self.linear = nn.Linear(INPUT_SIZE * INPUT_SIZE, resolution**3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="area")
+        return self.linear(x.flatten(1)).view(-1, *(self.resolution,) * 3)
+
+
+class TemplateModel(BaseModel):
+    kind = "template"
+    Config = TemplateConfig
+    default_steps = 100
+    add_arguments = staticmethod(add_arguments)
+
+    @classmethod
+    def config_from_args(cls, args, ds) -> TemplateConfig:
+        stats = dataset_statistics(ds, ds.indices("train"))
+        return TemplateConfig(
+            version=2,
+            data=str(Path(args.data).resolve()),
+            image_size=ds.image_size,
+            input_size=min(ds.image_size, 64),
+            resolution=ds.resolution,
+            background=stats["background"],
+            fill=stats["fill"],
+            occupancy=stats["occupancy"],
+            pos_weight=positive_weight(stats["occupancy"]),
+            lr=args.lr,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
+
+    def __init__(self, config: TemplateConfig, ds, ctx):
+        super().__init__(config, ds, ctx)
+        self.model = TemplateNet(config.resolution).to(ctx.device)
+        self.optim = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.train_set = ViewDataset(ds.path, ds.indices("train"))
+        self.val_set = ViewDataset(
+            ds.path, ds.indices("val") if len(ds.indices("val")) else ds.indices("train")
+        )
+        self.augment = Augment(AugmentConfig(background=config.background), seed=config.seed)
+        self.batches = None
+
+    def networks(self) -> nn.Module:
+        return self.model
+
+    def train_step(self, step: int, progress: float) -> dict:
+        if self.batches is None:  # data order is a function of the step: a resumed run goes on exactly
+            loader = make_loader(
+                self.train_set, self.config.batch_size, seed=self.config.seed, start_step=step, workers=0
+            )
+            self.batches = iter(loader)
+        x, target = self.augment(next(self.batches), self.ctx.device, step=step)
+        loss = voxel_loss(self.model(x), target, "weighted-bce", self.config.pos_weight)
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optim.step()
+        return {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def validate(self) -> Validation:
+        items = [self.val_set[i] for i in range(min(64, len(self.val_set)))]
+        x, target = self.augment(torch.utils.data.default_collate(items), self.ctx.device, train=False)
+        score = float(np.mean(iou(torch.sigmoid(self.model(x)), target, (0.3,))))
+        return Validation({"iou@0.3": score}, score)
+
+    def training_state(self) -> tuple[dict, dict]:
+        tensors, info = ckpt.flatten_optimizer(self.optim.state_dict())
+        return tensors, {"optimizer": info}
+
+    def load_training_state(self, tensors, meta, path) -> None:
+        self.optim.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+
+    @classmethod
+    def image_to_grid(cls, config: TemplateConfig, tensors, path) -> nn.Module:
+        net = TemplateNet(config.resolution)
+        ckpt.load_module_state(net, tensors, "model.", path)
+        return net
+
+
+MODEL = TemplateModel
