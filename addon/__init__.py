@@ -2,23 +2,34 @@
 
 This package is both the pip-installed `voxlift` (addon/ -> voxlift, backend/ -> voxlift.backend,
 dataset_tools/ -> voxlift.dataset_tools) and the Blender extension (`bl_ext.<repo>.voxlift`). It must import
-without bpy and without torch: Blender-only modules are imported inside register(), torch-only ones inside
-the functions that need them. Imports inside the package are relative so both names work.
+without bpy and without torch: the Blender side (blender/) is imported inside register(), torch-only modules
+inside the functions that need them. Imports inside the package are relative so both names work.
 """
 
-__version__ = "0.1.0"
+from pathlib import Path
 
-_registered_modules: list = []
+MANIFEST = Path(__file__).with_name("blender_manifest.toml")
+
+
+def _manifest_version() -> str:
+    """The version is written once, in the extension's manifest (build.py names the zip after it too)."""
+    import tomllib
+
+    with open(MANIFEST, "rb") as f:
+        return tomllib.load(f)["version"]
+
+
+__version__ = _manifest_version()
 
 
 def register():
     # Imported here, not at the top: `import voxlift` must work outside Blender.
-    from . import blender_registry
+    from .blender import registry
 
-    blender_registry.register()
+    registry.register()
 
 
 def unregister():
-    from . import blender_registry
+    from .blender import registry
 
-    blender_registry.unregister()
+    registry.unregister()

@@ -23,6 +23,15 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+# Where the backend runs, as Blender enum items (identifier, name, description); the identifiers are what
+# `--device` takes (backend/device.py DEVICES).
+DEVICE_ITEMS = (
+    ("auto", "Auto", "CUDA if available, else CPU"),
+    ("cpu", "CPU", "The processor (slower, always there)"),
+    ("cuda", "CUDA", "An NVIDIA GPU"),
+)
+DEVICES = tuple(identifier for identifier, _, _ in DEVICE_ITEMS)
+
 
 @dataclass
 class Backend:
@@ -115,7 +124,10 @@ def torch_in_process(torch_site: str | os.PathLike | None = None) -> bool:
     add_to_sys_path(torch_site)
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ValueError, ImportError):  # a broken or blocked torch
+        return False
 
 
 # ------------------------------------------------------------------------------------ long child jobs

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from .backend.registry import KINDS
 from .dataset_tools.errors import VoxliftError
 
 # command -> (module relative to this package, one-line help)
@@ -22,7 +23,7 @@ COMMANDS = {
     "render": ("cmd_render", "render an aligned, fixed-viewpoint dataset with Blender"),
     "merge": ("cmd_render", "join dataset shards into one dataset"),
     "qa": ("cmd_render", "check that renderings and voxel grids line up"),
-    "train": ("cmd_train", "train a model (paired, cyclegan, autoencoder)"),
+    "train": ("cmd_train", f"train a model ({', '.join(KINDS)})"),
     "evaluate": ("cmd_train", "evaluate a checkpoint on a dataset split"),
     "baseline": ("cmd_train", "mean-shape and retrieval baselines"),
     "diagnose": ("cmd_train", "check each part of the unpaired model on its own"),

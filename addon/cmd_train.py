@@ -1,7 +1,8 @@
 """`voxlift train KIND`, `voxlift evaluate`, `voxlift baseline` and `voxlift diagnose`: thin dispatchers.
 
 The work lives in voxlift.backend (torch); it is imported only once one of these commands is asked for, so
-this module itself imports without torch. Model kinds are listed in backend/train.py (KINDS).
+this module itself imports without torch. The model kinds are those of backend/registry.py (KINDS), which
+backend.train turns into `voxlift train KIND` subcommands.
 """
 
 from __future__ import annotations

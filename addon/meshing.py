@@ -18,7 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-MODES = ("cubes", "smooth")
+# Mesh modes as Blender enum items (identifier, name, description): the Reconstruct panel, each object's
+# settings and the .binvox importer offer them; the CLI's --mode takes the identifiers in lower case.
+MODE_ITEMS = (
+    ("CUBES", "Cubes", "One face per exposed voxel side"),
+    ("SMOOTH", "Smooth", "Smooth surface through the probabilities"),
+)
+MODES = tuple(identifier.lower() for identifier, _, _ in MODE_ITEMS)
+DEFAULT_THRESHOLD = 0.5  # occupancy probability above which a voxel counts as filled
 
 
 def _grid(values: np.ndarray, name: str = "grid") -> np.ndarray:

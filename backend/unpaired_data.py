@@ -218,3 +218,16 @@ class Prefetcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def unpaired_sampler(config, ds, ctx):
+    """(domains, sampler, prefetcher) of a run's config (generators.UnpairedConfig): the two domains' batches;
+    on CUDA drawn ahead by the CPU (the same batches either way)."""
+    domains = split_domains(ds, "train", config.pairing, config.seed, config.categories)
+    sampler = UnpairedSampler(ds, domains, config.batch_size, config.seed, config.input_size, config.views)
+    if config.pos_weight is None:
+        from .losses import positive_weight
+
+        config.pos_weight = positive_weight(sampler.voxel_occupancy())
+    prefetcher = Prefetcher(sampler, stride=ctx.world) if ctx.device.type == "cuda" else None
+    return domains, sampler, prefetcher

@@ -422,7 +422,7 @@ def parse_png_chunks_target(data: bytes, tmp: Path) -> None:
 
 def parse_image_target(data: bytes, tmp: Path) -> None:
     """The reconstruct command's image loader (PNG by voxlift, everything else by Pillow)."""
-    from voxlift.cmd_reconstruct import load_image
+    from voxlift.io.images import load_image
 
     image = load_image(_write(tmp, "fuzz.img", data))
     assert image.ndim in (2, 3) and min(image.shape[:2]) >= 8
@@ -440,7 +440,7 @@ def npy_seeds() -> list[bytes]:
 
 def parse_npy_target(data: bytes, tmp: Path) -> None:
     """.npy arrays given to the reconstruct command (np.load without pickles; the header claims a shape)."""
-    from voxlift.cmd_reconstruct import load_image
+    from voxlift.io.images import load_image
 
     image = load_image(_write(tmp, "fuzz.npy", data))
     assert image.ndim in (2, 3) and min(image.shape[:2]) >= 8

@@ -64,7 +64,8 @@ def tiny_run(tmp_path_factory) -> dict:
         images[name] = path
     # A model trained for 3 steps predicts nearly uniform probabilities: thresholds at quantiles of its
     # output give grids with a real mix of filled and empty voxels (and of shapes) to check meshes on.
-    from voxlift.cmd_reconstruct import load_image, predict
+    from voxlift.io.images import load_image
+    from voxlift.reconstruct import predict
 
     probs, _ = predict([load_image(images["chair"])], str(run), "cpu")
     lo, hi = (float(np.quantile(probs, q)) for q in (0.6, 0.9))

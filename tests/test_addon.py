@@ -18,9 +18,9 @@ s.out = os.path.abspath("ds_operator")
 op = bpy.ops.voxlift.render_dataset()
 status = wm.voxlift_render.status
 # The same command line Blender runs for `blender -b -c voxlift render ...` (bpy.utils.register_cli_command).
-cli = VOXLIFT.blender_registry._cli(["render", "synthetic:4", "--out", "ds_cli", "--views", "4",
+cli = VOXLIFT.blender.registry._cli(["render", "synthetic:4", "--out", "ds_cli", "--views", "4",
                                      "--image-size", "64", "--workers", "1", "--no-progress"])
-bad = VOXLIFT.blender_registry._cli(["render", "no/such/folder", "--out", "ds_bad"])
+bad = VOXLIFT.blender.registry._cli(["render", "no/such/folder", "--out", "ds_bad"])
 print(json.dumps({"op": sorted(op), "status": status, "cli": cli, "bad": bad,
                   "module": VOXLIFT.__name__, "file": VOXLIFT.__file__}))
 """
@@ -47,7 +47,7 @@ def test_installed_extension_renders_through_operator_and_cli(tmp_path):
 LOAD_SCRIPT = """
 import json, os, time
 from importlib import import_module
-ui_dataset = VOXLIFT.ui_dataset
+ui_dataset = import_module(VOXLIFT.__name__ + ".blender.ui_dataset")
 RenderJob = import_module(VOXLIFT.__name__ + ".render_job").RenderJob
 s = bpy.context.scene.voxlift_dataset
 s.sources, s.categories, s.views, s.image_size, s.workers = "synthetic:300", "", 2, 32, 1

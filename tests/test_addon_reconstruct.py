@@ -14,8 +14,10 @@ from _blender_util import last_json, run_in_blender
 from _paired_util import furniture_grid
 from _reconstruct_util import other_kind_checkpoint, python_without_torch, tiny_run
 
-from voxlift import cmd_reconstruct, meshing
+from voxlift import backend_process, meshing, reconstruct
+from voxlift.backend.registry import KINDS
 from voxlift.dataset_tools.binvox import write_binvox
+from voxlift.io.images import load_image
 
 SCRIPT = r"""
 import json, time
@@ -28,7 +30,7 @@ out = {}
 ctx = bpy.context
 scene = ctx.scene
 meshing = sys.modules[VOXLIFT.__name__ + ".meshing"]
-ui_train = sys.modules[VOXLIFT.__name__ + ".ui_train"]
+ui_train = sys.modules[VOXLIFT.__name__ + ".blender.ui_train"]
 prefs = ctx.preferences.addons[VOXLIFT.__name__].preferences
 s = scene.voxlift_reconstruct
 s.threshold = A["threshold"]
@@ -116,9 +118,9 @@ out["err_ghost"] = op(bpy.ops.voxlift.reconstruct)
 s.image = img
 prefs.python_path = A["no_torch_python"]
 out["err_no_torch"] = op(bpy.ops.voxlift.reconstruct)
-out["torch_status_bare"] = VOXLIFT.prefs.check_torch(wait=True)
+out["torch_status_bare"] = VOXLIFT.blender.prefs.check_torch(wait=True)
 prefs.python_path = ""
-out["torch_status"] = VOXLIFT.prefs.check_torch(wait=True)
+out["torch_status"] = VOXLIFT.blender.prefs.check_torch(wait=True)
 out["err_install_offline"] = op(bpy.ops.voxlift.install_torch)
 t = scene.voxlift_train
 t.dataset = A["not_dataset"]
@@ -171,6 +173,16 @@ s.checkpoint = ""
 s.threshold = 0.01  # a 2-step model: anything it sees
 out["reconstruct_with_trained"] = op(bpy.ops.voxlift.reconstruct)
 
+# 6b. A pre-training run (its kind does not reconstruct) trains, but does not become the model.
+t.kind, t.out = "autoencoder", A["ui_run"] + "-ae"
+out["train_ae"] = op(bpy.ops.voxlift.train)
+deadline = time.time() + 240
+while ui_train.poll_job() is not None and time.time() < deadline:
+    time.sleep(0.2)
+out["train_ae_state"] = {k: v for k, v in ui_train._state.items() if k != "job"}
+out["train_ae_checkpoints"] = [s.checkpoint, prefs.last_checkpoint]
+t.kind = "paired"
+
 # 7. Cancel a long run.
 t.steps = 100000
 t.out = A["ui_run"] + "-cancel"
@@ -187,6 +199,14 @@ while ui_train.poll_job() is not None and time.time() - t0 < 60:
 out["cancel_s"] = time.time() - t0
 out["cancel_rc"] = job.proc.returncode
 out["cancel_state"] = {k: v for k, v in ui_train._state.items() if k != "job"}
+
+# 8. What the panels offer: the registry's model kinds, the one list of mesh modes and devices.
+def items(group, prop):
+    return [[i.identifier, i.name, i.description] for i in group.bl_rna.properties[prop].enum_items]
+
+out["items"] = {"kind": items(t, "kind"), "device": items(t, "device"),
+                "prefs_device": items(prefs, "device"), "mode": items(s, "mode"),
+                "object_mode": items(obj.voxlift, "mode")}
 print(json.dumps(out))
 """
 
@@ -236,7 +256,7 @@ def test_reconstruct_makes_the_object(story):
     assert set(c["edge_links"]) <= {"2", "4"} and c["edge_links"]["2"] > 0
     # The same grid as the headless path computes (same checkpoint, same image, same preprocessing).
     probs = np.load(a["probs_out"]).reshape(32, 32, 32)
-    ref, _ = cmd_reconstruct.predict([cmd_reconstruct.load_image(a["chair"])], a["run"], "cpu")
+    ref, _ = reconstruct.predict([load_image(a["chair"])], a["run"], "cpu")
     assert np.allclose(probs, ref[0], atol=1e-4)
     v, q = meshing.cubes_mesh(probs >= a["threshold"])
     assert (c["vertices"], c["faces"]) == (len(v), len(q))
@@ -344,8 +364,25 @@ def test_train_from_the_panel_sets_the_default_model(story):
     assert o["reconstruct_with_trained"] == ["FINISHED"]
 
 
+def test_pre_training_run_does_not_become_the_model(story):
+    o, a = story["out"], story["args"]
+    assert o["train_ae"] == ["FINISHED"]
+    st = o["train_ae_state"]
+    assert st["error"] == "" and st["kind"] == "autoencoder" and st["status"].startswith("Trained"), st
+    assert o["train_ae_checkpoints"] == ["", a["ui_run"]]  # the panel's model stays empty: the last run
+
+
 def test_training_can_be_cancelled(story):
     o = story["out"]
     assert o["train2"] == ["FINISHED"]
     assert o["cancel_s"] < 30 and o["cancel_rc"] != 0
     assert o["cancel_state"]["status"].startswith("Cancel"), o["cancel_state"]
+
+
+def test_panels_offer_the_one_list_of_each_choice(story):
+    items = story["out"]["items"]
+    assert [(name, label) for name, label, _ in items["kind"]] == [(k.name, k.label) for k in KINDS.values()]
+    for (_, _, tooltip), kind in zip(items["kind"], KINDS.values(), strict=True):
+        assert tooltip.lower() == kind.description.lower()  # the registry's description, as a sentence
+    assert items["device"] == items["prefs_device"] == [list(i) for i in backend_process.DEVICE_ITEMS]
+    assert items["mode"] == items["object_mode"] == [list(i) for i in meshing.MODE_ITEMS]

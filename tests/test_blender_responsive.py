@@ -72,7 +72,9 @@ def test_render_polls_never_wait_on_workers_and_cancel_leaves_no_orphans(tmp_pat
 ADDON_SCRIPT = """
 import json, os, sys, time
 from pathlib import Path
-ui_dataset, ui_train, prefs = VOXLIFT.ui_dataset, VOXLIFT.ui_train, VOXLIFT.prefs
+from importlib import import_module
+ui_dataset = import_module(VOXLIFT.__name__ + ".blender.ui_dataset")
+ui_train, prefs = VOXLIFT.blender.ui_train, VOXLIFT.blender.prefs
 scene = bpy.context.scene
 
 # The Dataset panel: its settings, then what the Render operator's _start does.

@@ -3,8 +3,11 @@
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
+
+import voxlift
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,8 +31,10 @@ def test_zip_layout_and_blender_validation():
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     # Every module of the pip layout is in the zip at the same relative place.
     for src, prefix in (("addon", ""), ("backend", "backend/"), ("dataset_tools", "dataset_tools/")):
-        for py in (ROOT / src).glob("*.py"):
-            assert prefix + py.name in names
+        for py in (ROOT / src).rglob("*.py"):
+            if "__pycache__" not in py.parts:
+                assert prefix + py.relative_to(ROOT / src).as_posix() in names
+    assert "blender/registry.py" in names and "io/gltf.py" in names
     # Blender's own extension tool ships inside the bpy wheel.
     validator = (
         Path(sysconfig.get_paths()["purelib"]) / "bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py"
@@ -56,3 +61,22 @@ def test_cli_help_lists_commands_and_bad_command_fails():
     assert res.returncode == 0 and "render" in res.stdout and "reconstruct" in res.stdout
     res = subprocess.run([sys.executable, "-m", "voxlift", "no-such-command"], capture_output=True, text=True)
     assert res.returncode != 0
+
+
+def test_one_version_everywhere():
+    # The manifest holds it; voxlift.__version__ reads it, build.py names the zip after it; pyproject.toml
+    # (static, for pip) must say the same.
+    manifest = tomllib.loads((ROOT / "addon" / "blender_manifest.toml").read_text())["version"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert voxlift.__version__ == manifest == pyproject
+
+
+def test_pip_package_lists_every_subpackage():
+    # pyproject.toml lists the packages one by one (package-dir maps addon/ to voxlift): a subpackage left
+    # out is missing from a wheel (an editable install would still find it, so nothing else notices).
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(tool["packages"])
+    for name, folder in tool["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder).parts
+            assert ".".join((name, *rel)) in listed, f"{init.parent} is not in pyproject.toml's packages"

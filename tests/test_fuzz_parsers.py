@@ -303,7 +303,7 @@ def test_npy_header_claiming_40_gigabytes_is_a_clean_error(tmp_path):
     path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(4096))
     res = run_capped(
         f"""
-        import voxlift.cmd_reconstruct as cr
+        import voxlift.io.images as cr
         try:
             print("LOADED", cr.load_image({str(path)!r}).shape)
         except VoxliftError as exc:
@@ -374,7 +374,7 @@ def test_tiny_image_claiming_100_megapixels_is_refused_by_size(tmp_path):
     path = tmp_path / "bomb.gif"
     Image.new("L", (12000, 9000)).save(path)  # 108 megapixels in about 80 kB
     res = run_capped(f"""
-        import voxlift.cmd_reconstruct as cr
+        import voxlift.io.images as cr
         try:
             print("LOADED", cr.load_image({str(path)!r}).shape)
         except VoxliftError as exc:

@@ -2,7 +2,6 @@
 
 import json
 import math
-import struct
 import subprocess
 import sys
 
@@ -11,9 +10,11 @@ import pytest
 import trimesh
 from _reconstruct_util import other_kind_checkpoint, python_without_torch, tiny_run
 
-from voxlift import backend_process, cli, cmd_reconstruct, meshing
+from voxlift import backend_process, cli, meshing, reconstruct
 from voxlift.dataset_tools.binvox import read_binvox
+from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.obj import read_obj
+from voxlift.io.images import load_image
 
 
 @pytest.fixture(scope="module")
@@ -212,9 +213,9 @@ def test_errors_are_one_clear_line(run, tmp_path, capsys):
 
 
 def test_child_process_backend_gives_the_same_grid(run, probs):
-    image = cmd_reconstruct.load_image(run["images"]["chair"])
+    image = load_image(run["images"]["chair"])
     backend = backend_process.Backend(sys.executable, external=True)
-    child, viewer_centred = cmd_reconstruct.predict([image], str(run["run"]), "cpu", backend)
+    child, viewer_centred = reconstruct.predict([image], str(run["run"]), "cpu", backend)
     assert viewer_centred is True
     assert np.allclose(child[0], probs, atol=1e-5)
 
@@ -226,32 +227,17 @@ def test_child_without_torch_says_so(run, tmp_path_factory):
     assert status["ok"] is False and "torch" in status["error"]
     ok = backend_process.probe_torch(backend_process.Backend(sys.executable))
     assert ok["ok"] is True and ok["version"].startswith("2.") and ok["cuda"] in (True, False)
-    image = cmd_reconstruct.load_image(run["images"]["chair"])
-    with pytest.raises(cmd_reconstruct.VoxliftError, match="PyTorch is not installed") as err:
-        cmd_reconstruct.predict([image], str(run["run"]), "cpu", backend)
+    image = load_image(run["images"]["chair"])
+    with pytest.raises(VoxliftError, match="PyTorch is not installed") as err:
+        reconstruct.predict([image], str(run["run"]), "cpu", backend)
     assert bare in str(err.value) and "\n" not in str(err.value)
-
-
-def test_glb_writer_is_valid_gltf():
-    occ = np.zeros((4, 4, 4), bool)
-    occ[1:3, 1:3, 0:2] = True
-    v, q = meshing.cubes_mesh(occ, greedy=True)
-    data = cmd_reconstruct.glb_bytes(v, meshing.triangulate(q), "box")
-    magic, version, length = struct.unpack("<4sII", data[:12])
-    assert (magic, version, length) == (b"glTF", 2, len(data)) and length % 4 == 0
-    jlen, jtype = struct.unpack("<I4s", data[12:20])
-    doc = json.loads(data[20 : 20 + jlen])
-    assert jtype == b"JSON" and doc["accessors"][0]["count"] == len(v)
-    mesh = trimesh.load(trimesh.util.wrap_as_stream(data), file_type="glb", force="mesh")
-    assert mesh.is_watertight and mesh.volume == pytest.approx(8 / 64)
-    assert np.allclose(mesh.bounds, [[-0.25, -0.5, -0.25], [0.25, 0.0, 0.25]])
 
 
 def test_opaque_alpha_is_dropped_and_real_alpha_kept():
     img = np.ones((16, 16, 4), np.float32)
-    assert cmd_reconstruct.drop_opaque_alpha(img).shape == (16, 16, 3)
+    assert reconstruct.drop_opaque_alpha(img).shape == (16, 16, 3)
     img[0, 0, 3] = 0
-    assert cmd_reconstruct.drop_opaque_alpha(img).shape == (16, 16, 4)
+    assert reconstruct.drop_opaque_alpha(img).shape == (16, 16, 4)
 
 
 def test_progress_parsing_and_cancel():
@@ -282,3 +268,27 @@ def test_progress_parsing_and_cancel():
     job.cancel(grace=5)
     assert job.wait(timeout=10) != 0 and job.cancelled
     assert math.isclose(job.progress.loss, 1 / job.progress.step, abs_tol=2e-3) or job.progress.loss < 0.2
+
+
+def test_without_pillow_blender_reads_the_image(tmp_path):
+    # Blender's own Python has no Pillow: the CLI inside Blender hands JPEGs and the like to Blender.
+    from PIL import Image
+
+    rgb = np.zeros((24, 32, 3), np.uint8)
+    rgb[4:20, 8:24] = (200, 120, 40)
+    Image.fromarray(rgb).save(tmp_path / "box.bmp")
+    code = (
+        "import sys, json; sys.modules['PIL'] = None\n"
+        "import numpy as np\n"
+        "from voxlift.cmd_reconstruct import _read_with_blender\n"
+        "from voxlift.io.images import load_image\n"
+        f"a = load_image({str(tmp_path / 'box.bmp')!r}, fallback=_read_with_blender)\n"
+        "print(json.dumps({'shape': a.shape, 'rgb': (a[..., :3] * 255).round().astype(int).tolist()}))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["shape"] == [24, 32, 4] and np.array_equal(out["rgb"], rgb)  # rows top first, as Pillow's
+    blocked = code.replace("sys.modules['PIL'] = None", "sys.modules['PIL'] = sys.modules['bpy'] = None")
+    res = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "neither Pillow nor Blender" in res.stderr and "box.bmp" in res.stderr

@@ -33,9 +33,8 @@ from ..device import average_gradients, broadcast_state
 from ..generators import UnpairedConfig, add_network_arguments, generator_halves, network_fields
 from ..losses import voxel_loss
 from ..metrics import iou
-from ..unpaired_data import load_pairs
+from ..unpaired_data import load_pairs, unpaired_sampler
 from .base import BaseModel, Validation
-from .cyclegan import unpaired_sampler
 
 VAL_BATCH = 64
 

@@ -64,10 +64,10 @@ from ..generators import (
     generator_halves,
     network_fields,
 )
-from ..losses import positive_weight, voxel_loss
+from ..losses import voxel_loss
 from ..metrics import iou
 from ..networks import Critic2D, Critic3D
-from ..unpaired_data import Prefetcher, UnpairedSampler, load_pairs, split_domains
+from ..unpaired_data import load_pairs, unpaired_sampler
 from .base import BaseModel, Validation
 
 CRITIC_NORMS = tuple(n for n in NORMS if n != "batch")
@@ -248,23 +248,11 @@ def evaluate_generator(
     return out
 
 
-def unpaired_sampler(config: UnpairedConfig, ds, ctx):
-    """The two domains' batches; on CUDA drawn ahead by the CPU (the same batches either way)."""
-    domains = split_domains(ds, "train", config.pairing, config.seed, config.categories)
-    sampler = UnpairedSampler(ds, domains, config.batch_size, config.seed, config.input_size, config.views)
-    if config.pos_weight is None:
-        config.pos_weight = positive_weight(sampler.voxel_occupancy())
-    prefetcher = Prefetcher(sampler, stride=ctx.world) if ctx.device.type == "cuda" else None
-    return domains, sampler, prefetcher
-
-
 def init_generators_from(model: nn.Module, config: UnpairedConfig, path) -> int:
     """Load the generator halves an autoencoder run trained; returns how many tensors came from it."""
     src = ckpt.resolve_checkpoint(path)
     tensors, meta = ckpt.load_checkpoint(src, kinds=("autoencoder",))
-    from .autoencoder import AutoencoderConfig
-
-    check_same_halves(config, AutoencoderConfig.from_dict(meta["config"], src), src)
+    check_same_halves(config, UnpairedConfig.from_dict(meta["config"], src), src)
     n = 0
     for part in GENERATOR_PARTS:
         prefix = f"model.{part}."

@@ -53,7 +53,8 @@ def mesh_building(reps: int, max_objects: int) -> list[dict]:
     import bpy
     from _paired_util import furniture_grid
 
-    from voxlift import blender_mesh, meshing
+    from voxlift import meshing
+    from voxlift.blender import mesh as blender_mesh
 
     blender_mesh.register()
     rows = []
@@ -180,7 +181,8 @@ def click_times(work: Path) -> dict:
     args = work / "args.json"
     # A 1-step model's probabilities hover around 0.5: threshold where 10% of the voxels are filled
     # (a chair fills about that), so the mesh has a realistic (rather a pessimistic, noisy) size.
-    from voxlift.cmd_reconstruct import load_image, predict
+    from voxlift.io.images import load_image
+    from voxlift.reconstruct import predict
 
     probs, _ = predict([load_image(image)], str(run), "cpu")
     threshold = float(np.clip(np.quantile(probs, 0.9), 0.01, 0.99))

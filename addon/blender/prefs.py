@@ -13,8 +13,9 @@ import threading
 
 import bpy
 
-from . import backend_process
-from .dataset_tools.errors import VoxliftError
+from .. import backend_process
+from ..dataset_tools.errors import VoxliftError
+from . import ADDON_PACKAGE
 
 TORCH_PACKAGES = ["torch", "safetensors", "tqdm", "tensorboard"]
 INDEX = {"CPU": "https://download.pytorch.org/whl/cpu", "CUDA": "https://download.pytorch.org/whl/cu126"}
@@ -24,7 +25,7 @@ _install: dict = {"job": None, "error": "", "done": False}
 
 
 def package_name() -> str:
-    return __package__
+    return ADDON_PACKAGE
 
 
 def get_prefs(context=None):
@@ -51,7 +52,8 @@ def current_backend(context=None) -> backend_process.Backend:
     return backend
 
 
-def _redraw() -> None:
+def redraw() -> None:
+    """Redraw every area (a child process's progress changed)."""
     for win in getattr(bpy.context.window_manager, "windows", []):
         for area in win.screen.areas:
             area.tag_redraw()
@@ -111,7 +113,7 @@ class VOXLIFT_OT_check_torch(bpy.types.Operator):
 
 
 def _poll_check():
-    _redraw()
+    redraw()
     return 0.5 if _status.get("checking") else None
 
 
@@ -190,7 +192,7 @@ class VOXLIFT_OT_install_torch(bpy.types.Operator):
 
 def _poll_install():
     job = _install.get("job")
-    _redraw()
+    redraw()
     if job is None:
         return None
     rc = job.poll()
@@ -207,7 +209,7 @@ def _poll_install():
 
 
 class VoxliftPreferences(bpy.types.AddonPreferences):
-    bl_idname = __package__
+    bl_idname = ADDON_PACKAGE
 
     python_path: bpy.props.StringProperty(
         name="Python environment",
@@ -223,11 +225,7 @@ class VoxliftPreferences(bpy.types.AddonPreferences):
         ],
         default="CPU",
     )
-    device: bpy.props.EnumProperty(
-        name="Device",
-        items=[("auto", "Auto", "CUDA if available, else CPU"), ("cpu", "CPU", ""), ("cuda", "CUDA", "")],
-        default="auto",
-    )
+    device: bpy.props.EnumProperty(name="Device", items=backend_process.DEVICE_ITEMS, default="auto")
     last_checkpoint: bpy.props.StringProperty(
         name="Last trained model",
         subtype="FILE_PATH",

@@ -1,4 +1,5 @@
-"""numpy meshes into Blender objects, fast (foreach_set, no Python object per vertex or voxel).
+"""numpy meshes into Blender, fast (foreach_set, no Python object per vertex or voxel): the one place that
+builds Blender meshes from arrays.
 
 A reconstructed object keeps its probability grid as a custom property (`voxlift_probs`, float32, flattened
 [x, y, z] C order, plus `voxlift_resolution`), so the threshold, mesh mode and greedy option in the
@@ -12,45 +13,61 @@ import math
 import bpy
 import numpy as np
 
-from . import meshing
+from .. import meshing
+from ..io.constants import MATERIAL_COLOR, MATERIAL_NAME, MATERIAL_ROUGHNESS
 
 PROBS_KEY = "voxlift_probs"
 RES_KEY = "voxlift_resolution"
-MATERIAL_NAME = "voxlift"
+THRESHOLD_MIN, THRESHOLD_MAX = 0.01, 0.99
 
 
-def fill_mesh(mesh: bpy.types.Mesh, vertices: np.ndarray, quads: np.ndarray, smooth: bool) -> None:
-    """Replace the geometry of `mesh` with quads [F, 4] over vertices [V, 3]."""
+def fill_mesh(
+    mesh: bpy.types.Mesh, vertices: np.ndarray, faces: np.ndarray, smooth: bool | None = None
+) -> None:
+    """Replace the geometry of `mesh` with faces [F, N] (N corners each: triangles or quads) over vertices
+    [V, 3]. `smooth` sets the shading (None leaves it)."""
     mesh.clear_geometry()
     v = np.ascontiguousarray(vertices, dtype=np.float32).reshape(-1, 3)
-    q = np.ascontiguousarray(quads, dtype=np.int32).reshape(-1, 4)
+    f = np.ascontiguousarray(faces, dtype=np.int32)
+    if f.ndim != 2:
+        raise ValueError(f"faces must be [F, N] vertex indices, got shape {f.shape}")
+    corners = f.shape[1]
     mesh.vertices.add(len(v))
     mesh.vertices.foreach_set("co", v.ravel())
-    mesh.loops.add(q.size)
-    mesh.loops.foreach_set("vertex_index", q.ravel())
-    mesh.polygons.add(len(q))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, q.size, 4, dtype=np.int32))
+    mesh.loops.add(f.size)
+    mesh.loops.foreach_set("vertex_index", f.ravel())
+    mesh.polygons.add(len(f))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, f.size, corners, dtype=np.int32))
     mesh.update()
-    if smooth:
+    if smooth is True:
         mesh.shade_smooth()
-    else:
+    elif smooth is False:
         mesh.shade_flat()
 
 
+def new_mesh(
+    name: str, vertices: np.ndarray, faces: np.ndarray, smooth: bool | None = None
+) -> bpy.types.Mesh:
+    """A new mesh datablock holding faces [F, N] over vertices [V, 3] (see fill_mesh)."""
+    mesh = bpy.data.meshes.new(name)
+    fill_mesh(mesh, vertices, faces, smooth)
+    return mesh
+
+
 def voxlift_material() -> bpy.types.Material:
-    """One shared, simple material: a light warm grey, slightly rough."""
+    """One shared, simple material: the look of io/constants.py (the glTF writer uses the same)."""
     mat = bpy.data.materials.get(MATERIAL_NAME)
     if mat is None:
         mat = bpy.data.materials.new(MATERIAL_NAME)
-        mat.diffuse_color = (0.8, 0.72, 0.6, 1.0)
-        mat.roughness = 0.6
+        mat.diffuse_color = MATERIAL_COLOR
+        mat.roughness = MATERIAL_ROUGHNESS
         try:
             if mat.node_tree is None:  # Blender < 5: node trees are opt-in (5.0 deprecates use_nodes)
                 mat.use_nodes = True
             bsdf = mat.node_tree.nodes.get("Principled BSDF")
             if bsdf is not None:
-                bsdf.inputs["Base Color"].default_value = (0.8, 0.72, 0.6, 1.0)
-                bsdf.inputs["Roughness"].default_value = 0.6
+                bsdf.inputs["Base Color"].default_value = MATERIAL_COLOR
+                bsdf.inputs["Roughness"].default_value = MATERIAL_ROUGHNESS
         except (AttributeError, KeyError, TypeError):
             pass  # the viewport colour above is enough
     return mat
@@ -59,11 +76,16 @@ def voxlift_material() -> bpy.types.Material:
 def store_probs(obj: bpy.types.Object, probs: np.ndarray) -> None:
     p = np.ascontiguousarray(probs, dtype=np.float32)
     # Delete first: resizing an existing array property in place crashed Blender 5.0.1 here.
+    forget_probs(obj)
+    obj[PROBS_KEY] = p.ravel()
+    obj[RES_KEY] = int(p.shape[0])
+
+
+def forget_probs(obj: bpy.types.Object) -> None:
+    """Drop the stored probabilities (the mesh stays; it can no longer be re-meshed)."""
     for key in (PROBS_KEY, RES_KEY):
         if key in obj:
             del obj[key]
-    obj[PROBS_KEY] = p.ravel()
-    obj[RES_KEY] = int(p.shape[0])
 
 
 def load_probs(obj: bpy.types.Object) -> np.ndarray | None:
@@ -91,7 +113,7 @@ def new_object(
     probs: np.ndarray,
     *,
     mode: str = "CUBES",
-    threshold: float = 0.5,
+    threshold: float = meshing.DEFAULT_THRESHOLD,
     greedy: bool = False,
     rotation_z: float = 0.0,
 ) -> bpy.types.Object:
@@ -122,35 +144,50 @@ def create_object(context, name: str, probs: np.ndarray, *, location=None, **kw)
     return obj
 
 
+def remove_object(obj: bpy.types.Object) -> None:
+    """Remove an object and its mesh datablock."""
+    mesh = obj.data
+    bpy.data.objects.remove(obj)
+    if mesh is not None and mesh.users == 0:
+        bpy.data.meshes.remove(mesh)
+
+
 def _on_change(self, context):
     if not self.building:
         rebuild(self.id_data)
 
 
-class VoxliftObjectSettings(bpy.types.PropertyGroup):
-    mode: bpy.props.EnumProperty(
-        name="Mesh",
-        items=[
-            ("CUBES", "Cubes", "One face per exposed voxel side"),
-            ("SMOOTH", "Smooth", "Smooth surface through the probabilities"),
-        ],
-        default="CUBES",
-        update=_on_change,
-    )
-    threshold: bpy.props.FloatProperty(
+def threshold_property(**kw):
+    """The occupancy threshold, the same wherever it is set (panel, object settings)."""
+    return bpy.props.FloatProperty(
         name="Threshold",
         description="Probability above which a voxel counts as filled",
-        default=0.5,
-        min=0.01,
-        max=0.99,
-        update=_on_change,
+        default=meshing.DEFAULT_THRESHOLD,
+        min=THRESHOLD_MIN,
+        max=THRESHOLD_MAX,
+        **kw,
     )
-    greedy: bpy.props.BoolProperty(
+
+
+def greedy_property(**kw):
+    return bpy.props.BoolProperty(
         name="Merge faces",
         description="Merge coplanar voxel sides into larger rectangles (cubes mode)",
         default=False,
-        update=_on_change,
+        **kw,
     )
+
+
+def mode_property(**kw):
+    return bpy.props.EnumProperty(
+        name="Mesh", items=meshing.MODE_ITEMS, default=meshing.MODE_ITEMS[0][0], **kw
+    )
+
+
+class VoxliftObjectSettings(bpy.types.PropertyGroup):
+    mode: mode_property(update=_on_change)
+    threshold: threshold_property(update=_on_change)
+    greedy: greedy_property(update=_on_change)
     building: bpy.props.BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
 
 

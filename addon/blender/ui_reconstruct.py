@@ -2,73 +2,32 @@
 
 The image is the one picked in the panel (by default the image shown in an Image Editor), an image file, or
 the current render result. Preprocessing (gray, background or alpha removal, framing like the renderings)
-happens next to the model (backend/predict.py prepare_image), in this process when torch imports here, else
-in the Python environment set in the preferences. The new object sits at the 3D cursor, named after the
-image, selected and active; it keeps its probabilities, so its threshold and mesh mode change without
-running the network again (the "Active object" box, or the object's `voxlift` settings).
+happens next to the model (reconstruct.py, backend/predict.py prepare_image), in this process when torch
+imports here, else in the Python environment set in the preferences. The new object sits at the 3D cursor,
+named after the image, selected and active; it keeps its probabilities, so its threshold and mesh mode
+change without running the network again (the "Active object" box, or the object's `voxlift` settings).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import bpy
 import numpy as np
 
-from . import blender_mesh, cmd_reconstruct, prefs
-from .dataset_tools.errors import VoxliftError
+from .. import reconstruct
+from ..dataset_tools.errors import VoxliftError
+from ..io.images import check_image, check_image_file
+from . import images, prefs
+from . import mesh as blender_mesh
 
 CATEGORY = "voxlift"
+MAX_AZIMUTH = 360.0  # degrees either way
 
 
-# ---------------------------------------------------------------------------------------------- images
-
-
-def image_pixels(img: bpy.types.Image) -> np.ndarray:
-    """An image datablock's pixels as float32 [H, W, C], rows top first."""
-    name = bpy.path.abspath(img.filepath) if img.filepath else img.name
-    try:
-        w, h = img.size
-        c = img.channels
-    except Exception:  # noqa: BLE001 (an image without pixels raises several types)
-        w = h = c = 0
-    if w == 0 or h == 0 or (not img.has_data and len(img.pixels) == 0):
-        raise VoxliftError(f"{name}: the image does not load (missing file or not an image)")
-    buf = np.empty(w * h * c, dtype=np.float32)
-    img.pixels.foreach_get(buf)
-    return buf.reshape(h, w, c)[::-1].copy()
-
-
-def file_pixels(path: str | os.PathLike) -> np.ndarray:
-    """Any image file Blender reads, as float32 [H, W, C] top first; the temporary datablock is removed."""
-    try:
-        img = bpy.data.images.load(str(path), check_existing=False)
-    except RuntimeError as exc:
-        raise VoxliftError(f"{path}: not an image Blender can read ({str(exc).strip()})") from None
-    try:
-        return image_pixels(img)
-    finally:
-        bpy.data.images.remove(img)
-
-
-def render_result_pixels(scene) -> np.ndarray:
-    """The Render Result's pixels (not readable directly: saved to a temporary file and read back)."""
-    img = bpy.data.images.get("Render Result")
-    if img is None:
-        raise VoxliftError("no render result: render an image first (F12)")
-    with tempfile.TemporaryDirectory(prefix="voxlift-") as tmp:
-        path = os.path.join(tmp, "render.png")
-        try:
-            img.save_render(filepath=path, scene=scene)
-        except RuntimeError as exc:
-            raise VoxliftError(
-                f"no render result to use ({str(exc).strip()}): render an image first"
-            ) from None
-        return file_pixels(path)
+# ---------------------------------------------------------------------------------------------- inputs
 
 
 def camera_azimuth(scene) -> float:
@@ -91,22 +50,18 @@ def image_in_editor(context) -> bpy.types.Image | None:
 def gather_input(context, settings) -> tuple[np.ndarray, str, float]:
     """(pixels, object name, azimuth of the view) for the panel's chosen source."""
     if settings.source == "RENDER":
-        return render_result_pixels(context.scene), "Render", camera_azimuth(context.scene)
+        return images.render_result_pixels(context.scene), "Render", camera_azimuth(context.scene)
     if settings.source == "FILE":
         if not settings.filepath:
             raise VoxliftError("no image file chosen in the Reconstruct panel")
-        path = Path(bpy.path.abspath(settings.filepath))
-        if not path.is_file():
-            raise VoxliftError(f"{path}: no such image file")
-        if path.stat().st_size == 0:
-            raise VoxliftError(f"{path}: empty file, not an image")
-        return file_pixels(path), path.stem, settings.azimuth
+        path = check_image_file(bpy.path.abspath(settings.filepath))
+        return images.file_pixels(path), path.stem, settings.azimuth
     img = settings.image or image_in_editor(context)
     if img is None:
         raise VoxliftError(
             "no image: open one in an Image Editor, or pick an image or a file in the Reconstruct panel"
         )
-    return image_pixels(img), Path(img.name).stem or img.name, settings.azimuth
+    return images.image_pixels(img), Path(img.name).stem or img.name, settings.azimuth
 
 
 def checkpoint_of(settings, context) -> str:
@@ -137,9 +92,9 @@ class VOXLIFT_OT_reconstruct(bpy.types.Operator):
         try:
             ckpt = checkpoint_of(settings, context)
             pixels, name, azimuth = gather_input(context, settings)
-            pixels = cmd_reconstruct.check_image(pixels, name)
+            pixels = check_image(pixels, name)
             p = prefs.get_prefs(context)
-            probs, viewer_centred = cmd_reconstruct.predict(
+            probs, viewer_centred = reconstruct.predict(
                 [pixels], ckpt, p.device if p else "auto", prefs.current_backend(context)
             )
             grid = probs[0]
@@ -155,7 +110,7 @@ class VOXLIFT_OT_reconstruct(bpy.types.Operator):
                 mode=settings.mode,
                 threshold=settings.threshold,
                 greedy=settings.greedy,
-                rotation_z=cmd_reconstruct.scene_rotation(viewer_centred, azimuth),
+                rotation_z=reconstruct.scene_rotation(viewer_centred, azimuth),
             )
         except VoxliftError as exc:
             self.report({"ERROR"}, str(exc))
@@ -202,23 +157,14 @@ class VoxliftReconstructSettings(bpy.types.PropertyGroup):
         subtype="FILE_PATH",
         description="A run folder or .safetensors checkpoint (empty: the model trained last)",
     )
-    mode: bpy.props.EnumProperty(
-        name="Mesh",
-        items=[
-            ("CUBES", "Cubes", "One face per exposed voxel side"),
-            ("SMOOTH", "Smooth", "Smooth surface through the probabilities"),
-        ],
-        default="CUBES",
-    )
-    threshold: bpy.props.FloatProperty(name="Threshold", default=0.5, min=0.01, max=0.99)
-    greedy: bpy.props.BoolProperty(
-        name="Merge faces", default=False, description="Merge coplanar voxel sides into larger rectangles"
-    )
+    mode: blender_mesh.mode_property()
+    threshold: blender_mesh.threshold_property()
+    greedy: blender_mesh.greedy_property()
     azimuth: bpy.props.FloatProperty(
         name="Seen from",
         default=0.0,
-        min=-360,
-        max=360,
+        min=-MAX_AZIMUTH,
+        max=MAX_AZIMUTH,
         description="Azimuth (degrees) the picture was taken from: 0 is the front. Turns viewer-centred "
         "results back into the scene",
     )

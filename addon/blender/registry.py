@@ -1,21 +1,24 @@
 """Registration of everything Blender-side. Only imported by register(), so bpy is never needed before it.
 
-Each module in BLENDER_MODULES owns its classes and has register()/unregister(). The voxlift CLI command is
-registered too, so `blender -b -c voxlift ARGS...` runs the same commands as the `voxlift` console script.
+Each module in BLENDER_MODULES (named relative to the add-on's package) owns its classes and has
+register()/unregister(). The voxlift CLI command is registered too, so `blender -b -c voxlift ARGS...` runs
+the same commands as the `voxlift` console script.
 """
 
 import importlib
 
 import bpy
 
+from . import ADDON_PACKAGE
+
 # Order matters: preferences and properties first, panels that use them after.
 BLENDER_MODULES = [
-    "prefs",
-    "blender_mesh",
-    "ui_dataset",
-    "ui_reconstruct",
-    "ui_train",
-    "io_binvox",
+    "blender.prefs",
+    "blender.mesh",
+    "blender.ui_dataset",
+    "blender.ui_reconstruct",
+    "blender.ui_train",
+    "blender.io_binvox",
 ]
 
 _loaded = []
@@ -23,7 +26,7 @@ _cli_handle = None
 
 
 def _cli(argv):
-    from . import cli
+    from .. import cli
 
     return cli.main(list(argv))
 
@@ -31,7 +34,7 @@ def _cli(argv):
 def register():
     global _cli_handle
     for name in BLENDER_MODULES:
-        mod = importlib.import_module(f"{__package__}.{name}")
+        mod = importlib.import_module(f"{ADDON_PACKAGE}.{name}")
         mod.register()
         _loaded.append(mod)
     _cli_handle = bpy.utils.register_cli_command("voxlift", _cli)

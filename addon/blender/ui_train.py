@@ -3,7 +3,8 @@
 Training never runs in Blender's UI thread: `PYTHON -m voxlift train KIND --data ... --out ...` runs as a
 child (backend_process.Job), a reader thread parses its progress (step, loss, validation IoU) and a timer
 redraws the panel. Cancel sends Ctrl-C (the trainer saves its last checkpoint) and then terminates it.
-When the run ends, its checkpoint becomes the Reconstruct panel's model and the preferences' last model.
+When the run ends, the checkpoint of a kind that reconstructs becomes the Reconstruct panel's model and the
+preferences' last model. The kinds offered are those of backend/registry.py (torch-free).
 Headless, `voxlift train ...` and `blender -b -c voxlift train ...` take the same arguments.
 """
 
@@ -14,25 +15,25 @@ from pathlib import Path
 
 import bpy
 
-from . import backend_process, prefs
-from .dataset_tools.errors import VoxliftError
+from .. import backend_process
+from ..backend.registry import KINDS
+from ..dataset_tools.errors import VoxliftError
+from . import prefs
 
 CATEGORY = "voxlift"
-# Model kinds the panel offers; unpaired training joins when backend/train.py's KINDS has it.
-KIND_ITEMS = [
-    ("paired", "Paired", "Image encoder + 3D decoder trained on aligned (image, grid) pairs"),
-    ("cyclegan", "Unpaired", "Unpaired model (available once the backend has it)"),
-]
+POLL_INTERVAL_S = 1.0  # the panel's timer: progress and the end of the run
+MAX_VALIDATIONS = 5  # a step-budgeted run validates about this often...
+MAX_VAL_EVERY = 250  # ...but at least every this many steps
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# The model kinds the panel offers: every kind of the backend's registry, its description as the tooltip.
+KIND_ITEMS = [(k.name, k.label, _sentence(k.description)) for k in KINDS.values()]
 
 _state: dict = {"job": None, "out": "", "scene": "", "status": "", "error": "", "kind": ""}
-
-
-def available_kinds() -> set[str]:
-    try:
-        from .backend.train import KINDS
-    except Exception:  # noqa: BLE001 - the panel still works without the backend's module list
-        return {"paired"}
-    return set(KINDS)
 
 
 def current_job() -> backend_process.Job | None:
@@ -51,7 +52,8 @@ def default_run_folder(kind: str) -> Path:
 def train_arguments(s, data: str, out: Path) -> list[str]:
     args = ["train", s.kind, "--data", data, "--out", str(out), "--device", s.device]
     if s.budget == "STEPS":
-        args += ["--steps", str(s.steps), "--val-every", str(max(1, min(250, s.steps // 5)))]
+        val_every = max(1, min(MAX_VAL_EVERY, s.steps // MAX_VALIDATIONS))
+        args += ["--steps", str(s.steps), "--val-every", str(val_every)]
     else:
         args += ["--max-minutes", f"{s.minutes:g}"]
     return args
@@ -63,12 +65,10 @@ def start_training(context) -> Path:
     job = current_job()
     if job is not None and job.poll() is None:
         raise VoxliftError("a training run is going on already: cancel it first")
-    if s.kind not in available_kinds():
-        raise VoxliftError(f"model kind {s.kind!r} is not available in this voxlift build")
     if not s.dataset:
         raise VoxliftError("no dataset folder chosen in the Train panel")
     data = bpy.path.abspath(s.dataset).rstrip("/\\") or "/"
-    from .dataset_tools.dataset import open_dataset
+    from ..dataset_tools.dataset import open_dataset
 
     ds = open_dataset(data)  # raises VoxliftError for a folder that is not a dataset
     if len(ds) == 0:
@@ -86,20 +86,26 @@ def start_training(context) -> Path:
     job = backend_process.backend_job(backend, train_arguments(s, data, out), log_path=out / "train.log")
     _state.update(job=job, out=str(out), scene=context.scene.name, status="Starting…", error="", kind=s.kind)
     if not bpy.app.background:
-        bpy.app.timers.register(poll_job, first_interval=1.0)
+        bpy.app.timers.register(poll_job, first_interval=POLL_INTERVAL_S)
     return out
+
+
+def use_for_reconstruct(run: Path) -> None:
+    """The run becomes the Reconstruct panel's model (in the scene it was started from) and the default."""
+    scene = bpy.data.scenes.get(_state["scene"])
+    if scene is not None:
+        scene.voxlift_reconstruct.checkpoint = str(run)
+    p = prefs.get_prefs()
+    if p is not None:
+        p.last_checkpoint = str(run)
 
 
 def finish(job: backend_process.Job, rc: int) -> None:
     out = Path(_state["out"])
     have = (out / "best.safetensors").exists() or (out / "last.safetensors").exists()
     if rc == 0 or (job.cancelled and have):
-        scene = bpy.data.scenes.get(_state["scene"])
-        if scene is not None:
-            scene.voxlift_reconstruct.checkpoint = str(out)
-        p = prefs.get_prefs()
-        if p is not None:
-            p.last_checkpoint = str(out)
+        if KINDS[_state["kind"]].reconstructs:  # a pre-training checkpoint cannot reconstruct anything
+            use_for_reconstruct(out)
         pr = job.progress
         done = f"{pr.step} steps" + (f", IoU {pr.iou:.3f}" if pr.iou is not None else "")
         _state["status"] = (
@@ -126,11 +132,11 @@ def poll_job():
         if p.iou is not None:
             parts.append(f"IoU {p.iou:.3f}")
         _state["status"] = " · ".join(parts)
-        prefs._redraw()
-        return 1.0
+        prefs.redraw()
+        return POLL_INTERVAL_S
     _state["job"] = None
     finish(job, rc)
-    prefs._redraw()
+    prefs.redraw()
     return None
 
 
@@ -182,11 +188,7 @@ class VoxliftTrainSettings(bpy.types.PropertyGroup):
     )
     steps: bpy.props.IntProperty(name="Steps", default=2000, min=1)
     minutes: bpy.props.FloatProperty(name="Minutes", default=10.0, min=0.1)
-    device: bpy.props.EnumProperty(
-        name="Device",
-        items=[("auto", "Auto", "CUDA if available, else CPU"), ("cpu", "CPU", ""), ("cuda", "CUDA", "")],
-        default="auto",
-    )
+    device: bpy.props.EnumProperty(name="Device", items=backend_process.DEVICE_ITEMS, default="auto")
 
 
 class VOXLIFT_PT_train(bpy.types.Panel):
@@ -205,10 +207,7 @@ class VOXLIFT_PT_train(bpy.types.Panel):
         col = layout.column()
         col.enabled = not running
         col.prop(s, "dataset")
-        row = col.row()
-        row.prop(s, "kind", expand=True)
-        if s.kind not in available_kinds():
-            col.label(text="This model kind is not in this build yet", icon="INFO")
+        col.row().prop(s, "kind", expand=True)
         col.row().prop(s, "budget", expand=True)
         col.prop(s, "steps" if s.budget == "STEPS" else "minutes")
         col.prop(s, "device")

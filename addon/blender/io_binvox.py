@@ -13,8 +13,9 @@ import bpy
 import numpy as np
 from bpy_extras.io_utils import ImportHelper
 
-from . import blender_mesh
-from .dataset_tools.errors import VoxliftError
+from ..dataset_tools.binvox import read_binvox
+from ..dataset_tools.errors import VoxliftError
+from . import mesh as blender_mesh
 
 # Grids above this side are meshed but their occupancy is not kept on the object (memory).
 KEEP_PROBS_MAX = 128
@@ -30,8 +31,6 @@ def cubic(voxels: np.ndarray) -> np.ndarray:
 
 
 def import_binvox(context, path: str | Path, mode: str = "CUBES", greedy: bool = False) -> bpy.types.Object:
-    from .dataset_tools.binvox import read_binvox
-
     path = Path(path)
     grid = read_binvox(path)
     vox = np.asarray(grid.voxels, dtype=bool)
@@ -51,8 +50,7 @@ def import_binvox(context, path: str | Path, mode: str = "CUBES", greedy: bool =
     )
     obj.scale = (side_world,) * 3
     if side > KEEP_PROBS_MAX:
-        for key in (blender_mesh.PROBS_KEY, blender_mesh.RES_KEY):
-            del obj[key]
+        blender_mesh.forget_probs(obj)
     return obj
 
 
@@ -68,17 +66,8 @@ class VOXLIFT_OT_import_binvox(bpy.types.Operator, ImportHelper):
     files: bpy.props.CollectionProperty(
         type=bpy.types.OperatorFileListElement, options={"SKIP_SAVE", "HIDDEN"}
     )
-    mode: bpy.props.EnumProperty(
-        name="Mesh",
-        items=[
-            ("CUBES", "Cubes", "One face per exposed voxel side"),
-            ("SMOOTH", "Smooth", "Smooth surface through the grid"),
-        ],
-        default="CUBES",
-    )
-    greedy: bpy.props.BoolProperty(
-        name="Merge faces", default=False, description="Merge coplanar voxel sides into larger rectangles"
-    )
+    mode: blender_mesh.mode_property()
+    greedy: blender_mesh.greedy_property()
 
     def execute(self, context):
         paths = (
