@@ -176,6 +176,12 @@ def main(argv: list[str]) -> int:
     if cmd == "zip":
         build_zip()
         return 0
+    if cmd == "assets":
+        setup()
+        bank = ROOT / "backend" / "assets" / "backgrounds.png"
+        return subprocess.run(
+            [str(PY), "-m", "voxlift.blender.backgrounds", "--out", str(bank)], check=False
+        ).returncode
     handlers = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench}
     if cmd not in handlers:
         print(__doc__)

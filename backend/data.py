@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..dataset_tools.dataset import Dataset, open_dataset
+from .compositing import PictureConfig
 
 # ---------------------------------------------------------------------------------------------- rotation
 
@@ -234,9 +235,16 @@ def eval_batches(dataset: ViewDataset, batch_size: int):
 class AugmentConfig:
     viewer_centred: bool = True
     background: float = 1.0  # the renderer's background level in [0, 1] (measured from the dataset)
-    random_background: float = 0.5  # share of samples given a random background
+    pictures: bool = (
+        True  # new backgrounds, exposure, blur and noise (compositing.py); False: renderings as they are
+    )
     shift: float = 0.05  # largest shift, as a share of the image side
     scale: float = 0.08  # largest relative change of size
+    picture: PictureConfig = field(default_factory=PictureConfig)
+    bank: str | None = None  # background bank PNG (None: the shipped one; "none": no photographs)
+    # the mask head's pictures: the object anywhere and at any size, as in a user's photo before framing
+    mask_scale: tuple[float, float] = (0.3, 1.15)
+    mask_shift: float = 0.3
 
 
 def prepare_input(images: torch.Tensor) -> torch.Tensor:
@@ -246,10 +254,24 @@ def prepare_input(images: torch.Tensor) -> torch.Tensor:
 
 
 class Augment:
-    """Turns a loader batch into (input [B, 1, S, S], target [B, R, R, R] float) on `device`."""
+    """Turns a loader batch into (input [B, 1, S, S], target [B, R, R, R] float) on `device`; with
+    `masks=True` also (pictures [B, 1, S, S], their alpha [B, 1, S, S]) for the mask head."""
 
     def __init__(self, config: AugmentConfig, seed: int = 0):
         self.config, self.seed = config, seed
+        self.bank = None
+        if config.pictures and config.bank != "none":
+            from .compositing import load_bank
+
+            self.bank = load_bank(config.bank)
+
+    def _images(self, batch: dict, device, size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        img = batch["image"].to(device, non_blocking=True).float() / 255.0
+        alpha = batch["alpha"].to(device, non_blocking=True).float() / 255.0
+        if size is not None and size < img.shape[-1]:
+            both = F.interpolate(torch.stack([img, alpha], 1), size=(size, size), mode="area")
+            img, alpha = both[:, 0], both[:, 1]
+        return img, alpha
 
     def __call__(
         self,
@@ -258,52 +280,39 @@ class Augment:
         step: int | None = None,
         train: bool = True,
         size: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`size`: the network's input size; smaller images are shrunk first (area), so the warps and
+        masks: bool = False,
+    ):
+        """`size`: the network's input size; larger images are shrunk first (area), so the warps and
         backgrounds work on the pixels the network sees (4x fewer at 128 -> 64 px)."""
         cfg = self.config
-        img = batch["image"].to(device, non_blocking=True).float() / 255.0
-        alpha = batch["alpha"].to(device, non_blocking=True).float() / 255.0
-        if size is not None and size < img.shape[-1]:
-            both = F.interpolate(torch.stack([img, alpha], 1), size=(size, size), mode="area")
-            img, alpha = both[:, 0], both[:, 1]
+        img, alpha = self._images(batch, device, size)
         vox = batch["voxels"].to(device, non_blocking=True).float()
-        if train:
-            gen = torch.Generator().manual_seed(hash((self.seed, step)) & 0x7FFFFFFF)
-            img = self._augment_image(img, alpha, gen)
         target = to_viewer_frame(vox, batch["azimuth"]) if cfg.viewer_centred else vox
-        return (img * 2 - 1).unsqueeze(1), target
+        if not train:
+            return (img * 2 - 1).unsqueeze(1), target
+        gen = torch.Generator().manual_seed(hash((self.seed, step)) & 0x7FFFFFFF)
+        b = img.shape[0]
+        scale = 1 + (torch.rand(b, generator=gen) * 2 - 1) * cfg.scale
+        shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * cfg.shift
+        x = self._picture(img, alpha, scale, shift, gen)[0]
+        out = ((x * 2 - 1).unsqueeze(1), target)
+        if masks:
+            lo, hi = cfg.mask_scale
+            scale = lo + (hi - lo) * torch.rand(b, generator=gen)
+            shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * cfg.mask_shift
+            pictures, mask = self._picture(img, alpha, scale, shift, gen, always=True)
+            out += ((pictures * 2 - 1).unsqueeze(1), mask.unsqueeze(1))
+        return out
 
-    def _augment_image(self, img: torch.Tensor, alpha: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        cfg, b, s = self.config, img.shape[0], img.shape[-1]
-        bg0 = cfg.background
-        if cfg.shift > 0 or cfg.scale > 0:
-            # Warp image (as a difference from the background, so the border fills with background) and alpha.
-            scale = 1 + (torch.rand(b, generator=gen) * 2 - 1) * cfg.scale
-            shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * cfg.shift * 2  # normalised coords span 2
-            theta = torch.zeros(b, 2, 3)
-            theta[:, 0, 0] = theta[:, 1, 1] = 1 / scale
-            theta[:, :, 2] = -shift / scale[:, None]
-            grid = F.affine_grid(theta.to(img.device), [b, 2, s, s], align_corners=False)
-            both = F.grid_sample(
-                torch.stack([img - bg0, alpha], 1),
-                grid,
-                mode="bilinear",
-                padding_mode="zeros",
-                align_corners=False,
-            )
-            img, alpha = both[:, 0] + bg0, both[:, 1]
-        if cfg.random_background > 0:
-            # A random level, a random linear gradient and a little noise, swapped in for the render's background.
-            use = (torch.rand(b, generator=gen) < cfg.random_background).float().view(b, 1, 1)
-            level = torch.rand(b, 1, 1, generator=gen)
-            slope = (torch.rand(b, 2, 1, 1, generator=gen) * 2 - 1) * 0.3
-            ramp = torch.linspace(-0.5, 0.5, s).view(1, s, 1)
-            bg = level + slope[:, 0] * ramp + slope[:, 1] * ramp.transpose(1, 2)
-            bg = bg + torch.randn(b, s, s, generator=gen) * 0.03 * torch.rand(b, 1, 1, generator=gen)
-            bg = bg.clamp(0, 1).to(img.device)
-            img = img + use.to(img.device) * (bg - bg0) * (1 - alpha)
-        return img.clamp(0, 1)
+    def _picture(self, img, alpha, scale, shift, gen, always: bool = False):
+        cfg = self.config
+        if cfg.pictures or always:
+            from .compositing import picture
+
+            return picture(img, alpha, cfg.background, scale, shift, cfg.picture, gen, self.bank)
+        from .compositing import warp
+
+        return warp(img, alpha, cfg.background, scale, shift)
 
 
 # ---------------------------------------------------------------------------------------------- statistics

@@ -32,6 +32,11 @@ def add_arguments(p) -> None:
     )
     add_data_arguments(p)
     p.add_argument("--save-predictions", metavar="FILE.npz", help="save object-frame probabilities (float16)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="decision threshold of the `iou` column (default: the model's own, chosen on validation)",
+    )
     add_device_argument(p)
     p.add_argument("--batch-size", type=int, default=64)
 
@@ -57,11 +62,17 @@ def select_models(ds, split: str, categories) -> np.ndarray:
 
 
 def score_model(
-    scores: Scores, category: str, probs: np.ndarray, truth: np.ndarray, with_fscore: bool
+    scores: Scores,
+    category: str,
+    probs: np.ndarray,
+    truth: np.ndarray,
+    with_fscore: bool,
+    own: float | None = None,
 ) -> None:
-    """Add the rows of one model's V predictions [V, R, R, R] (object frame) against its grid [R, R, R]."""
+    """Add the rows of one model's V predictions [V, R, R, R] (object frame) against its grid [R, R, R]: IoU at
+    the model's `own` threshold (when given), at THRESHOLDS, and the F-score."""
     t = np.broadcast_to(np.asarray(truth, dtype=np.float32), probs.shape)
-    rows = iou(probs, t, THRESHOLDS)
+    rows = iou(probs, t, ((own,) if own is not None else ()) + THRESHOLDS)
     if with_fscore:
         truth_points = surface_points((np.asarray(truth) > 0.5).astype(np.float32))
         cache: dict[bytes, float] = {}  # baselines repeat one grid for every view
@@ -102,7 +113,10 @@ def run(args) -> int:
         )
     models = select_models(ds, args.split, args.categories)
     with_f = not args.no_fscore
-    scores = Scores(metric_names(THRESHOLDS, with_f))
+    own = args.threshold if args.threshold is not None else predictor.threshold
+    if not 0 < own < 1:
+        raise VoxliftError(f"--threshold {own}: must lie between 0 and 1")
+    scores = Scores(["iou", *metric_names(THRESHOLDS, with_f)])
     saved = [] if args.save_predictions else None
     # One prediction per model (view i mod V) for the distribution metrics, so both sets have one grid a model.
     picked, truths = [], []
@@ -111,7 +125,7 @@ def run(args) -> int:
         probs = predictor.predict(np.asarray(ds.images[m]), batch_size=args.batch_size)
         if predictor.viewer_centred:
             probs = to_object_frame(probs, [v.azimuth for v in ds.views_of(int(m))])
-        score_model(scores, ds.models[m].category, probs, np.asarray(ds.voxels[m]), with_f)
+        score_model(scores, ds.models[m].category, probs, np.asarray(ds.voxels[m]), with_f, own)
         picked.append(probs[len(picked) % len(probs)][None])
         truths.append(np.asarray(ds.voxels[m]))
         if saved is not None:
@@ -124,13 +138,14 @@ def run(args) -> int:
         "checkpoint": str(predictor.path),
         "kind": predictor.kind,
         "viewer_centred": predictor.viewer_centred,
+        "threshold": own,
         "data": str(args.data),
         "split": args.split,
         "summary": scores.summary(),
     }
     if len(picked) >= 2:  # MMD, coverage and 1-NNA with 1 - IoU as the distance, against the true grids
         result["distribution"] = prediction_scores(picked, truths)
-    report(result, args.json, f"{predictor.path} on {args.data} ({args.split})")
+    report(result, args.json, f"{predictor.path} on {args.data} ({args.split}); iou at threshold {own:g}")
     return 0
 
 

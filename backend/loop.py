@@ -192,6 +192,7 @@ class _Run:
         self.model = model_cls(config, ds, ctx)
         self.model.configure(args)
         self.step, self.elapsed, self.best = 0, 0.0, -math.inf
+        self.best_val = None  # the best validation's scores: last.safetensors carries them too (threshold...)
         if resume.resuming:
             self._load(resume)
         else:
@@ -214,6 +215,7 @@ class _Run:
         self.step, self.elapsed = int(resume.meta["step"]), float(resume.meta["elapsed"])
         # "best_score" (higher is better) since the one loop; older runs start their best afresh.
         self.best = float(resume.meta.get("best_score", -math.inf))
+        self.best_val = resume.meta.get("val")
 
     def progress(self, t_start: float) -> float:
         self.elapsed = time.time() - t_start
@@ -281,7 +283,7 @@ class _Run:
             return
         v = self.model.validate()
         if v.score > self.best:
-            self.best = v.score
+            self.best, self.best_val = v.score, v.scores
             weights = {f"model.{k}": t for k, t in self.model.networks().state_dict().items()}
             meta = {"config": self.config.to_dict(), "step": self.step, "val": v.scores}
             ckpt.save_checkpoint(self.out / ckpt.BEST, weights, meta)
@@ -298,6 +300,7 @@ class _Run:
             "step": self.step,
             "elapsed": self.elapsed,
             "best_score": self.best,
+            "val": self.best_val,
             "processes": self.ctx.world,
             **self.budget.to_meta(),
             **meta,

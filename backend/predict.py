@@ -1,8 +1,9 @@
 """Using a trained checkpoint: what `voxlift evaluate` and the Blender add-on's reconstruct panel call.
 
     p = load_predictor("runs/chairs")              # a run folder (its best checkpoint) or a .safetensors file
-    gray, alpha = prepare_image(rgba, p.image_size, p.background, p.fill)
+    gray, alpha = p.prepare(picture)               # find the object (alpha, plain border or mask head), frame it
     probs = p.predict(gray[None], alpha[None])     # float32 [1, R, R, R] occupancy probabilities
+    grid = probs[0] >= p.threshold                 # the model's own threshold, chosen on validation
     if p.viewer_centred:                           # the grid is as seen from the front: turn it back
         probs = to_object_frame(probs, azimuth)    # azimuth (degrees) of the view the image was taken from
 
@@ -21,11 +22,16 @@ from ..dataset_tools.errors import VoxliftError
 from . import checkpoint as ckpt
 from .config import RunConfig
 from .data import to_object_frame_torch
+from .framing import frame_picture, prepare_image, unit  # noqa: F401 (prepare_image: the add-on's entry)
 from .registry import model_class, reconstructing_kinds
+
+FALLBACK_THRESHOLD = 0.4  # checkpoints from before the threshold was chosen on validation
 
 
 class Predictor:
-    def __init__(self, network: torch.nn.Module, config: RunConfig, device: torch.device, path):
+    def __init__(
+        self, network: torch.nn.Module, config: RunConfig, device: torch.device, path, threshold=None
+    ):
         self.network, self.config, self.device, self.path = network.eval(), config, device, path
         self.kind: str = config.kind
         self.viewer_centred: bool = config.viewer_centred
@@ -34,6 +40,34 @@ class Predictor:
         self.resolution: int = config.resolution
         self.background: float = config.background
         self.fill: float = config.fill
+        self.threshold: float = float(threshold) if threshold is not None else FALLBACK_THRESHOLD
+        self.has_mask_head: bool = getattr(network, "mask_net", None) is not None
+
+    def prepare(self, picture, alpha=None) -> tuple[np.ndarray, np.ndarray]:
+        """A user's picture -> (gray, alpha) [S, S] framed like the training renderings (framing.py)."""
+        gray, a, _ = self.frame(picture, alpha)
+        return gray, a
+
+    def frame(self, picture, alpha=None) -> tuple[np.ndarray, np.ndarray, str]:
+        """prepare(), and how the object was found ("alpha", "border", "mask head", "border*")."""
+        find = self.find_mask if self.has_mask_head else None
+        return frame_picture(picture, self.image_size, self.background, self.fill, alpha, find)
+
+    @torch.no_grad()
+    def find_mask(self, gray: np.ndarray) -> np.ndarray:
+        """The mask head on a whole picture: gray [H, W] in [0, 1] -> object probabilities [H, W]."""
+        h, w = gray.shape
+        side = max(h, w)
+        x = torch.from_numpy(np.ascontiguousarray(gray, np.float32))[None, None]
+        # square, padded with the picture's own edge pixels (no new border), then the network's size
+        x = torch.nn.functional.pad(x, (0, side - w, 0, side - h), mode="replicate")
+        mode = "area" if side > self.input_size else "bilinear"
+        x = torch.nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode=mode)
+        probs = torch.sigmoid(self.network.mask((x * 2 - 1).to(self.device)).float()).cpu()
+        probs = torch.nn.functional.interpolate(
+            probs, size=(side, side), mode="bilinear", align_corners=False
+        )
+        return probs[0, 0, :h, :w].numpy()
 
     @torch.no_grad()
     def predict(self, images, alpha=None, batch_size: int = 64) -> np.ndarray:
@@ -41,11 +75,11 @@ class Predictor:
 
         With `alpha` ([B, S, S], same scale as the images) the images are composited onto the training
         background first. The grid is in the model's frame: viewer-centred unless config says otherwise."""
-        x = _unit(images)
+        x = unit(images)
         if x.ndim != 3:
             raise VoxliftError(f"predict: images must be [B, S, S] gray, got shape {tuple(x.shape)}")
         if alpha is not None:
-            a = _unit(alpha)
+            a = unit(alpha)
             x = x * a + self.background * (1 - a)
         out = []
         for lo in range(0, len(x), batch_size):
@@ -58,11 +92,6 @@ class Predictor:
                 logits = self.network(xb)
             out.append(torch.sigmoid(logits.float()).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0,) + (self.resolution,) * 3, np.float32)
-
-
-def _unit(a) -> np.ndarray:
-    a = np.asarray(a)
-    return a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
 
 
 def load_predictor(checkpoint: str | os.PathLike, device: str = "auto") -> Predictor:
@@ -78,7 +107,10 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto") -> Predi
         network = kind.image_to_grid(config, tensors, path)
     except (KeyError, TypeError, ValueError) as exc:
         raise VoxliftError(f"{path}: config does not describe a usable model ({exc!r})") from None
-    return Predictor(network.to(device), config, device, path)
+    threshold = (meta.get("val") or {}).get("threshold") if isinstance(meta.get("val"), dict) else None
+    if threshold is not None and not (isinstance(threshold, int | float) and 0 < threshold < 1):
+        raise VoxliftError(f"{path}: its threshold {threshold!r} is not a probability")
+    return Predictor(network.to(device), config, device, path, threshold)
 
 
 def to_object_frame(probs: np.ndarray, azimuth) -> np.ndarray:
@@ -89,53 +121,3 @@ def to_object_frame(probs: np.ndarray, azimuth) -> np.ndarray:
     az = np.broadcast_to(np.asarray(azimuth, dtype=np.float64), (t.shape[0],))
     out = to_object_frame_torch(t, az).numpy()
     return out[0] if single else out
-
-
-def prepare_image(
-    image, size: int, background: float = 1.0, fill: float = 0.7, alpha=None
-) -> tuple[np.ndarray, np.ndarray]:
-    """A user's picture -> (gray, alpha) float32 [size, size] in [0, 1], framed like the renderings.
-
-    `image` is [H, W] gray, [H, W, 3] RGB or [H, W, 4] RGBA, uint8 or float in [0, 1]. The coverage is the
-    alpha channel, or `alpha`, or else (no transparency) the pixels that differ from the median border
-    colour. The gray image is composited onto `background` (the training renderings' background), and the
-    object is centred and scaled so that its bounding box's longest side is `fill` of the image side."""
-    img = _unit(image)
-    if img.ndim == 3 and img.shape[2] == 4 and alpha is None:
-        alpha = img[..., 3]
-    if img.ndim == 3:
-        img = img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) if img.shape[2] >= 3 else img[..., 0]
-    if img.ndim != 2 or min(img.shape) < 2:
-        raise VoxliftError(f"prepare_image: expected a 2D image, got shape {np.shape(image)}")
-    if alpha is None:
-        border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-        alpha = (np.abs(img - np.median(border)) > 0.04).astype(np.float32)
-    a = _unit(alpha)
-    if a.shape != img.shape:
-        raise VoxliftError(f"prepare_image: alpha shape {a.shape} differs from the image's {img.shape}")
-    gray = img * a + background * (1 - a)
-    ys, xs = np.nonzero(a > 0.5)
-    if len(xs) == 0:
-        raise VoxliftError("prepare_image: no object found in the image (empty alpha)")
-    cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
-    side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) / fill
-    # Sample a square window of `side` source pixels around the object's centre (background outside).
-    theta = torch.tensor(
-        [
-            [
-                [side / img.shape[1], 0, (2 * cx / img.shape[1]) - 1],
-                [0, side / img.shape[0], (2 * cy / img.shape[0]) - 1],
-            ]
-        ],
-        dtype=torch.float32,
-    )
-    grid = torch.nn.functional.affine_grid(theta, [1, 2, size, size], align_corners=False)
-    both = torch.from_numpy(np.stack([gray - background, a]))[None]
-    if side > size * 1.5:  # shrinking a lot: blur first so the result is area-averaged, like a render
-        k = int(side / size)
-        both = torch.nn.functional.avg_pool2d(both, k, stride=1, padding=k // 2, count_include_pad=False)
-        both = both[..., : gray.shape[0], : gray.shape[1]]
-    res = torch.nn.functional.grid_sample(
-        both, grid, mode="bilinear", padding_mode="zeros", align_corners=False
-    )[0].numpy()
-    return (res[0] + background).clip(0, 1).astype(np.float32), res[1].clip(0, 1).astype(np.float32)

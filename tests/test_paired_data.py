@@ -125,7 +125,7 @@ def test_augmentation_is_a_function_of_the_step_and_keeps_the_object(tiny):
     ds = open_dataset(tiny)
     items = ViewDataset(tiny, ds.indices())
     batch = torch.utils.data.default_collate([items[i] for i in range(8)])
-    aug = Augment(AugmentConfig(background=1.0, random_background=1.0), seed=1)
+    aug = Augment(AugmentConfig(background=1.0), seed=1)
     a1, t1 = aug(batch, torch.device("cpu"), step=5)
     a2, t2 = aug(batch, torch.device("cpu"), step=5)
     a3, _ = aug(batch, torch.device("cpu"), step=6)

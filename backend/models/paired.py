@@ -6,8 +6,12 @@
 Network: paired_net.PairedNet (image encoder + 3D decoder, the image's features lifted into the grid), logits
 out. Loss: weighted BCE by default (losses.py). AdamW; the learning rate warms up over --warmup steps (or the
 first 5% of the budget, whichever ends first), then follows a cosine of the share of the budget spent;
-gradient clipping; bf16 autocast and channels-last on CUDA. Validation: IoU on a fixed, spread subset of the
-val split's views, in the training frame; the best IoU@0.3 is kept. The data order and the augmentation are
+gradient clipping; bf16 autocast and channels-last on CUDA. Training pictures: compositing.py puts the
+renderings on new backgrounds (photographs among them) and changes exposure, blur and noise, so the model
+meets pictures as users have them. A mask head (mask_net.py) learns beside it where the object is in such
+pictures, for framing photos without alpha. Validation: IoU on a fixed, spread subset of the val split's
+views, in the training frame, at every candidate threshold; the best is the model's threshold, and the best
+IoU at it picks best.safetensors. The data order and the augmentation are
 functions of the seed and the step, so a resumed run continues exactly.
 """
 
@@ -26,12 +30,16 @@ from .. import checkpoint as ckpt
 from ..config import DECODER_HEADS, NORMS, RunConfig, check, one_of, sized
 from ..data import Augment, AugmentConfig, ViewDataset, dataset_statistics, make_loader
 from ..losses import LOSSES, positive_weight, voxel_loss
+from ..mask_net import mask_loss
 from ..metrics import iou
 from ..networks import add_decoder_head_argument
 from ..paired_net import PairedNet
 from ..previews import preview
 from .base import BaseModel, Validation
 
+# candidate decision thresholds: validation picks the model's own (stored with its checkpoint)
+THRESHOLDS = tuple(round(0.2 + 0.05 * k, 2) for k in range(11))
+REPORTED = (0.3, 0.4, 0.5)
 WARMUP_SHARE = 0.05  # the warm-up ends after --warmup steps or this share of the budget, whichever is first
 LR_FLOOR = 0.02  # the cosine ends at this share of the learning rate
 VAL_BATCH = 64
@@ -48,7 +56,11 @@ class PairedConfig(RunConfig):
     lift: bool = False  # runs from before the option: the latent vector alone
     loss: str = one_of("weighted-bce", LOSSES)
     pos_weight: float = sized(1.0, 0.0, 1e4)
-    augment: bool = True
+    augment: bool = True  # training pictures (compositing.py), shifts and scales
+    mask_head: bool = (
+        False  # runs from before the mask head had none (their pictures need alpha or a plain border)
+    )
+    mask_weight: float = sized(1.0, 0.0, 1e3)
     lr: float = sized(2e-3, 0.0, 10.0)
     weight_decay: float = sized(1e-4, 0.0, 10.0)
     warmup: int = sized(100, 0, 10**9)
@@ -95,7 +107,17 @@ def add_arguments(p) -> None:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps (at most 5%% of the budget)")
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
-    p.add_argument("--no-augment", action="store_true", help="no random backgrounds, shifts or scales")
+    p.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="train on the renderings as they are: no new backgrounds, exposure, blur, shifts or scales",
+    )
+    p.add_argument(
+        "--no-mask-head",
+        action="store_true",
+        help="no mask head (default: one is trained beside, to find the object in pictures without alpha)",
+    )
+    p.add_argument("--mask-weight", type=float, default=1.0, help="weight of the mask head's loss")
     p.add_argument("--val-samples", type=int, default=512, help="val views used (a fixed, spread subset)")
     p.add_argument("--workers", type=int, help="DataLoader workers (default: 1 on the CPU, 4 on CUDA)")
 
@@ -124,6 +146,7 @@ def build_network(config: PairedConfig) -> PairedNet:
         config.norm,
         config.decoder_head,
         config.lift,
+        config.mask_head,
     )
 
 
@@ -165,6 +188,8 @@ class PairedModel(BaseModel):
             background=stats["background"],
             fill=stats["fill"],
             augment=not args.no_augment,
+            mask_head=not args.no_mask_head,
+            mask_weight=args.mask_weight,
             lr=args.lr,
             weight_decay=args.weight_decay,
             warmup=args.warmup,
@@ -197,7 +222,7 @@ class PairedModel(BaseModel):
         self.val_set = ViewDataset(ds.path, val_models)
         aug = AugmentConfig(viewer_centred=config.viewer_centred, background=config.background)
         if not config.augment:
-            aug.random_background = aug.shift = aug.scale = 0.0
+            aug.pictures, aug.shift, aug.scale = False, 0.0, 0.0
         self.augment = Augment(aug, seed=config.seed * 1000 + ctx.rank)
         self.workers = 4 if cuda else 1
         self.val_samples = 512
@@ -229,8 +254,10 @@ class PairedModel(BaseModel):
                 pin_memory=ctx.device.type == "cuda",
             )
             self._batches = iter(loader)
-        x, target = self.augment(next(self._batches), ctx.device, step=step, size=cfg.input_size)
-        x = resize_input(x, cfg.input_size)
+        batch = self.augment(
+            next(self._batches), ctx.device, step=step, size=cfg.input_size, masks=cfg.mask_head
+        )
+        x, target = resize_input(batch[0], cfg.input_size), batch[1]
         if ctx.amp:
             x = x.contiguous(memory_format=torch.channels_last)
         self._lr = cfg.lr * lr_factor(step, progress, cfg.warmup)
@@ -238,20 +265,30 @@ class PairedModel(BaseModel):
             group["lr"] = self._lr
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.amp):
             logits = self.net(x)
-        loss = voxel_loss(logits, target, cfg.loss, cfg.pos_weight)
+            mask_logits = self.model.mask(resize_input(batch[2], cfg.input_size)) if cfg.mask_head else None
+        losses = {"voxels": voxel_loss(logits, target, cfg.loss, cfg.pos_weight)}
+        if mask_logits is not None:
+            losses["mask"] = mask_loss(mask_logits, resize_input(batch[3], cfg.input_size))
+        loss = losses["voxels"] + cfg.mask_weight * losses.get("mask", 0.0)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
         self.optim.step()
-        return {"loss": loss.detach(), "grad_norm": grad_norm.detach()}
+        return {
+            "loss": loss.detach(),
+            **{k: v.detach() for k, v in losses.items()},
+            "grad_norm": grad_norm.detach(),
+        }
 
     @torch.no_grad()
     def validate(self) -> Validation:
+        """IoU on the val views at every candidate threshold (the best is the model's own: evaluate and
+        reconstruct use it), and the mask head's IoU on pictures made from them (a fixed draw)."""
         cfg, ctx = self.config, self.ctx
         n = len(self.val_set)
         items = np.unique(np.linspace(0, n - 1, min(self.val_samples, n)).astype(int))
         self.model.eval()
-        scores, first = [], None
+        scores, mask_scores, first = [], [], None
         for lo in range(0, len(items), VAL_BATCH):
             batch = torch.utils.data.default_collate(
                 [self.val_set[int(i)] for i in items[lo : lo + VAL_BATCH]]
@@ -260,16 +297,23 @@ class PairedModel(BaseModel):
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.amp):
                 logits = self.model(resize_input(x, cfg.input_size))
             probs = torch.sigmoid(logits.float())
-            scores.append(iou(probs, target, (0.3, 0.5)))
+            scores.append(iou(probs, target, THRESHOLDS))
+            if cfg.mask_head:
+                *_, pictures, masks = self.augment(
+                    batch, ctx.device, step=-1 - lo, size=cfg.input_size, masks=True
+                )
+                found = torch.sigmoid(self.model.mask(pictures).float())
+                mask_scores.append(iou(found[:, 0], masks[:, 0], (0.5,)))
             if first is None:
                 first = (x[:4], probs[:4], target[:4])
         self.model.train()
-        s = np.concatenate(scores).mean(0)
-        return Validation(
-            {"iou@0.3": float(s[0]), "iou@0.5": float(s[1])},
-            float(s[0]),
-            {"input|predicted|true": preview(*first)},
-        )
+        per = np.concatenate(scores).mean(0)
+        best = int(np.argmax(per))
+        out = {f"iou@{t:g}": float(per[k]) for k, t in enumerate(THRESHOLDS) if t in REPORTED}
+        out.update({"threshold": float(THRESHOLDS[best]), "iou": float(per[best])})
+        if mask_scores:
+            out["mask_iou"] = float(np.concatenate(mask_scores).mean())
+        return Validation(out, float(per[best]), {"input|predicted|true": preview(*first)})
 
     def training_state(self) -> tuple[dict, dict]:
         tensors, info = ckpt.flatten_optimizer(self.optim.state_dict())

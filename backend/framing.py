@@ -1,0 +1,154 @@
+"""A user's picture -> the network's input: find the object, frame it as the renderings were, composite it.
+
+    gray, alpha, how = frame_picture(image, size, background, fill, find_mask=predictor.find_mask)
+
+Where the object is, in order:
+  "alpha"      the picture's own alpha channel (an RGBA cut-out, a rendering), when it has transparency;
+  "border"     the pixels unlike the border's colour, when the border is one plain colour (a product shot on
+               white, a grey studio backdrop): the fast path, used only where it is safe;
+  "mask head"  the model's mask head (mask_net.py) on the whole picture: photos, clutter, gradients, noise;
+  "border*"    a model without a mask head (trained before it) on a busy picture: the border rule anyway.
+The object is then framed like the training renderings (its bounding box's longest side `fill` of the
+picture, centred) and composited onto the renderings' background level with its (soft) mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..dataset_tools.errors import VoxliftError
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec.601, as the renderings' gray was made
+SMALLEST_SIDE = 16  # pixels: a picture (or an object) smaller than this shows nothing to reconstruct
+WORKING_SIDE = 512  # larger pictures are shrunk to this first (area): framing to 64 px needs no more
+BORDER_TOLERANCE = 0.04  # a pixel differs from the border colour by more than this: the object
+BORDER_SAFE_SHARE = 0.97  # the border rule is used when this share of the border is within the tolerance
+MASK_LEVEL = 0.5
+
+
+def unit(a) -> np.ndarray:
+    """uint8 / uint16 / float pictures -> float32 in [0, 1]."""
+    a = np.asarray(a)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535.0
+    return a.astype(np.float32)
+
+
+def gray_and_alpha(image, alpha=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """[H, W] gray, [H, W, 3] RGB or [H, W, 4] RGBA -> (gray [H, W], alpha [H, W] or None); an alpha channel
+    that is opaque everywhere says nothing about the object and is dropped."""
+    img = unit(image)
+    if img.ndim == 3 and img.shape[2] in (2, 4) and alpha is None:
+        alpha = img[..., -1]
+        img = img[..., :-1]
+    if img.ndim == 3:
+        img = img[..., :3] @ LUMA if img.shape[2] >= 3 else img[..., 0]
+    if img.ndim != 2:
+        raise VoxliftError(f"expected a 2D picture, got shape {np.shape(image)}")
+    if alpha is not None:
+        alpha = unit(alpha)
+        if alpha.shape != img.shape:
+            raise VoxliftError(f"alpha shape {alpha.shape} differs from the picture's {img.shape}")
+        if alpha.min() >= 0.98:
+            alpha = None
+    return img, alpha
+
+
+def shrink(gray: np.ndarray, alpha: np.ndarray | None, side: int = WORKING_SIDE):
+    """Pictures larger than `side` are area-averaged down first (a 12-megapixel photo in milliseconds)."""
+    h, w = gray.shape
+    k = int(np.ceil(max(h, w) / side))
+    if k <= 1:
+        return gray, alpha
+    planes = torch.from_numpy(np.stack([gray] + ([alpha] if alpha is not None else [])))[None]
+    small = F.avg_pool2d(planes, k, stride=k, ceil_mode=True)[0].numpy()
+    return small[0], (small[1] if alpha is not None else None)
+
+
+def border_is_plain(gray: np.ndarray) -> tuple[bool, float]:
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    level = float(np.median(border))
+    return bool(np.mean(np.abs(border - level) <= BORDER_TOLERANCE) >= BORDER_SAFE_SHARE), level
+
+
+def largest_component(mask: torch.Tensor) -> torch.Tensor:
+    """The largest 8-connected region of a boolean [H, W] mask (labels spread by max-pooling)."""
+    h, w = mask.shape
+    if not mask.any():
+        return mask
+    labels = torch.where(mask, torch.arange(1, h * w + 1, dtype=torch.float32).view(h, w), torch.zeros(h, w))
+    for _ in range(h + w):
+        grown = F.max_pool2d(labels[None, None], 3, stride=1, padding=1)[0, 0] * mask
+        if torch.equal(grown, labels):
+            break
+        labels = grown
+    ids, counts = torch.unique(labels[mask], return_counts=True)
+    return labels == ids[torch.argmax(counts)]
+
+
+def find_object(gray, alpha, find_mask: Callable | None) -> tuple[np.ndarray, str]:
+    """(alpha [H, W] in [0, 1], how it was found): see the module's docstring."""
+    if alpha is not None:
+        return alpha, "alpha"
+    plain, level = border_is_plain(gray)
+    if plain or find_mask is None:
+        return (np.abs(gray - level) > BORDER_TOLERANCE).astype(np.float32), "border" if plain else "border*"
+    probs = np.asarray(find_mask(gray), np.float32)
+    keep = largest_component(torch.from_numpy(probs > MASK_LEVEL)).numpy()
+    return np.where(keep, probs, 0.0).astype(np.float32), "mask head"
+
+
+def frame_picture(
+    image,
+    size: int,
+    background: float = 1.0,
+    fill: float = 0.7,
+    alpha=None,
+    find_mask: Callable | None = None,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(gray, alpha) float32 [size, size] in [0, 1], framed and composited like the renderings, and how the
+    object was found. `find_mask(gray [H, W]) -> probabilities [H, W]` is the model's mask head."""
+    gray, alpha = gray_and_alpha(image, alpha)
+    if min(gray.shape) < SMALLEST_SIDE:
+        raise VoxliftError(
+            f"a picture of {gray.shape[1]}x{gray.shape[0]} pixels is too small to show an object "
+            f"(at least {SMALLEST_SIDE} pixels a side)"
+        )
+    gray, alpha = shrink(gray, alpha)
+    a, how = find_object(gray, alpha, find_mask)
+    ys, xs = np.nonzero(a > MASK_LEVEL)
+    if len(xs) == 0:
+        raise VoxliftError("no object found in the picture (it looks like background everywhere)")
+    if max(np.ptp(xs), np.ptp(ys)) + 1 < SMALLEST_SIDE / 2:
+        raise VoxliftError(f"the object found is only {np.ptp(xs) + 1}x{np.ptp(ys) + 1} pixels: too small")
+    composite = gray * a + background * (1 - a)
+    cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
+    side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) / fill
+    return (*_window(composite, a, background, cx, cy, side, size), how)
+
+
+def _window(gray, a, background, cx, cy, side, size) -> tuple[np.ndarray, np.ndarray]:
+    """A square window of `side` source pixels around (cx, cy), resampled to size x size (background outside)."""
+    h, w = gray.shape
+    theta = torch.tensor(
+        [[[side / w, 0, (2 * cx / w) - 1], [0, side / h, (2 * cy / h) - 1]]], dtype=torch.float32
+    )
+    grid = F.affine_grid(theta, [1, 2, size, size], align_corners=False)
+    both = torch.from_numpy(np.stack([gray - background, a]).astype(np.float32))[None]
+    if side > size * 1.5:  # shrinking a lot: blur first so the result is area-averaged, like a render
+        k = int(side / size)
+        both = F.avg_pool2d(both, k, stride=1, padding=k // 2, count_include_pad=False)[..., :h, :w]
+    res = F.grid_sample(both, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0].numpy()
+    return (res[0] + background).clip(0, 1).astype(np.float32), res[1].clip(0, 1).astype(np.float32)
+
+
+def prepare_image(image, size: int, background: float = 1.0, fill: float = 0.7, alpha=None, find_mask=None):
+    """frame_picture without the `how`: (gray, alpha) float32 [size, size]."""
+    gray, a, _ = frame_picture(image, size, background, fill, alpha, find_mask)
+    return gray, a
