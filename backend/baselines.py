@@ -26,6 +26,14 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--feature-size", type=int, default=32, help="retrieval: images area-averaged to this size"
     )
+    p.add_argument(
+        "--train-data",
+        help="fit the baseline on this dataset's train split (default: --data's), e.g. to score furniture of "
+        "another library (leave one library out)",
+    )
+    p.add_argument(
+        "--train-categories", nargs="+", help="fit on these categories only (default: --categories)"
+    )
 
 
 def mean_shapes(ds, train: np.ndarray) -> dict[str, np.ndarray]:
@@ -66,22 +74,25 @@ class Retrieval:
 
 def run(args) -> int:
     ds = open_dataset(args.data)
-    train = ds.indices("train", args.categories)
+    fit = open_dataset(args.train_data) if args.train_data else ds
+    train = fit.indices("train", args.train_categories or args.categories)
     if len(train) == 0:
-        raise VoxliftError(f"{args.data}: no training models to build the {args.method} baseline from")
+        raise VoxliftError(f"{fit.path}: no training models to build the {args.method} baseline from")
+    if fit.resolution != ds.resolution:
+        raise VoxliftError(f"{fit.path}: grids of {fit.resolution}^3, {args.data} has {ds.resolution}^3")
     models = select_models(ds, args.split, args.categories)
     if args.method == "mean-shape":
-        shapes = mean_shapes(ds, train)
+        shapes = mean_shapes(fit, train)
 
         def predict(m):
             cat = ds.models[m].category
             if cat not in shapes:
                 raise VoxliftError(
-                    f"{args.data}: category {cat!r} has no training models (mean shape undefined)"
+                    f"{fit.path}: category {cat!r} has no training models (mean shape undefined)"
                 )
             return np.repeat(shapes[cat][None].astype(np.float32), ds.views_per_model, 0)
     else:
-        retrieval = Retrieval(ds, train, args.feature_size)
+        retrieval = Retrieval(fit, train, args.feature_size)
 
         def predict(m):
             return retrieval(np.asarray(ds.images[m]))

@@ -169,7 +169,7 @@ def _apply(net: nn.Module, x: torch.Tensor, device, batch: int = 64) -> torch.Te
 
 
 def _fit(
-    net: nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, cfg, device, lr: float = 1e-3
+    net: nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, cfg, device, lr: float = 1e-3, tick=None
 ) -> None:
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -179,6 +179,8 @@ def _fit(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if tick is not None:
+            tick()
 
 
 def generator_config(ds, cfg) -> UnpairedConfig:
@@ -201,7 +203,7 @@ def generator_config(ds, cfg) -> UnpairedConfig:
     )
 
 
-def classifier_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
+def classifier_part(name: str, data: Data, cfg, device, halves: dict, tick=None) -> Result:
     k = len(data.categories)
     s, r = data.train_x.shape[-1], data.train_y.shape[-1]
     image = name.startswith(("critic2d", "encoder2d"))
@@ -214,7 +216,7 @@ def classifier_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
         net = _Head(generator_halves(halves, (part,))[part], cfg.latent_dim, k)
     net = net.to(device)
     x, xt = (data.train_x, data.test_x) if image else (data.train_y, data.test_y)
-    _fit(net, x, data.train_c, F.cross_entropy, cfg, device)
+    _fit(net, x, data.train_c, F.cross_entropy, cfg, device, tick=tick)
     acc = float((_apply(net, xt, device).argmax(1) == data.test_c).float().mean())
     majority = float(torch.bincount(data.test_c).max()) / len(data.test_c)
     return Result(
@@ -227,12 +229,18 @@ def classifier_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
     )
 
 
-def generator_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
+def generator_part(name: str, data: Data, cfg, device, halves: dict, tick=None) -> Result:
     if name == "generator2d3d-paired":
         net = nn.Sequential(*generator_halves(halves, ("enc2d", "dec3d")).values()).to(device)
         pw = positive_weight(float(data.train_y.mean()))
         _fit(
-            net, data.train_x, data.train_y, lambda lo, t: voxel_loss(lo, t, "weighted-bce", pw), cfg, device
+            net,
+            data.train_x,
+            data.train_y,
+            lambda lo, t: voxel_loss(lo, t, "weighted-bce", pw),
+            cfg,
+            device,
+            tick=tick,
         )
         value = float(iou(torch.sigmoid(_apply(net, data.test_x, device)), data.test_y, (0.5,)).mean())
         mean = data.train_y.mean(0, keepdim=True)
@@ -250,7 +258,7 @@ def generator_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
             {"mean_shape_iou": base, "mean_shape_threshold": float(th)},
         )
     net = nn.Sequential(*generator_halves(halves, ("enc3d", "dec2d")).values(), nn.Tanh()).to(device)
-    _fit(net, data.train_y, data.train_x, F.l1_loss, cfg, device)
+    _fit(net, data.train_y, data.train_x, F.l1_loss, cfg, device, tick=tick)
     value = float((_apply(net, data.test_y, device) - data.test_x).abs().mean())
     base = float((data.train_x.mean(0, keepdim=True) - data.test_x).abs().mean())
     return Result(
@@ -258,7 +266,7 @@ def generator_part(name: str, data: Data, cfg, device, halves: dict) -> Result:
     )
 
 
-def gan_part(name: str, data: Data, cfg, device) -> Result:
+def gan_part(name: str, data: Data, cfg, device, tick=None) -> Result:
     three_d = name.startswith("gan3d")
     # grids binary, like the generator's straight-through ones (45-degree views are resampled: soft values
     # a critic would tell apart by their softness alone)
@@ -294,6 +302,8 @@ def gan_part(name: str, data: Data, cfg, device) -> Result:
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.gan_lr, betas=betas)
     gen = torch.Generator().manual_seed(cfg.seed)
     for _step in range(cfg.steps):
+        if tick is not None:
+            tick()
         for _ in range(n_critic):
             idx = torch.randint(0, len(real), (min(cfg.batch_size, len(real)),), generator=gen)
             x = real[idx].to(device)
@@ -343,25 +353,36 @@ def gan_part(name: str, data: Data, cfg, device) -> Result:
     )
 
 
-def diagnose(ds, cfg, device, parts=PARTS, progress=None) -> list[Result]:
+def diagnose(ds, cfg, device, parts=PARTS, progress=None, show_bar: bool = False) -> list[Result]:
+    """Every part in `parts`, one after the other; `progress(result)` after each; with `show_bar`, a
+    progress bar of the steps of all parts on stderr (a large dataset takes minutes a part on a CPU)."""
+    from tqdm import tqdm
+
     torch.manual_seed(cfg.seed)
+    bar = tqdm(total=len(parts) * cfg.steps, unit="step", desc="diagnose: reading data", disable=not show_bar)
     data = load_data(ds, cfg.input_size, cfg.max_items)
     halves = generator_config(ds, cfg)
     results = []
-    for name in parts:
+    for k, name in enumerate(parts):
+        bar.set_description(f"diagnose {k + 1}/{len(parts)} {name}")
         t0 = time.time()
         if name.endswith("classifier"):
-            r = classifier_part(name, data, cfg, device, halves)
+            r = classifier_part(name, data, cfg, device, halves, tick=bar.update)
         elif name.endswith("paired"):
-            r = generator_part(name, data, cfg, device, halves)
+            r = generator_part(name, data, cfg, device, halves, tick=bar.update)
         else:
-            r = gan_part(name, data, cfg, device)
+            r = gan_part(name, data, cfg, device, tick=bar.update)
+        bar.n = (k + 1) * cfg.steps  # parts train their own number of steps; the bar follows the parts
+        bar.refresh()
         r.seconds = time.time() - t0
         if not name.startswith(("critic", "gan")):
             r.details["generators"] = halves.generators
         results.append(r)
+        if show_bar:
+            bar.write(r.line(), file=sys.stdout)
         if progress is not None:
             progress(r)
+    bar.close()
     return results
 
 
@@ -408,8 +429,7 @@ def run(args) -> int:
 
     device = pick_device(args.device)
     ds = open_dataset(args.data)
-    printer = None if args.json else (lambda r: print(r.line(), flush=True))
-    results = diagnose(ds, args, device, args.parts, printer)
+    results = diagnose(ds, args, device, args.parts, show_bar=not args.json)
     ok = all(r.passed for r in results)
     if args.json:
         json.dump(

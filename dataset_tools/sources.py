@@ -7,6 +7,10 @@ spec is one of
     path/to/ShapeNetCore.v1|v2/   a root or one synset folder (v1/v2 detected)  ids <synset>/<model id>
     path/to/folder-of-obj/        every .obj below it (Y up, front +Z)        ids obj:<folder>/<relative path>
     synthetic:N[:seed]            N procedural chairs, tables, ...            ids synthetic:<seed>/<k>
+    augment:K:SPEC                each model of SPEC, then K shape variants   ids <model id>#aug<n>
+                                  of it (augment.py: stretched legs or back,
+                                  anisotropic scale, mirror), each variant in
+                                  its model's train/val/test split
 Order is deterministic (sorted paths, catalog order, generator index). Categories are ShapeNet taxonomy
 names (shapenet.SYNSETS); things that are no furniture class land in "other".
 """
@@ -133,7 +137,35 @@ def _iter_synthetic(spec: str, limit: int | None) -> Iterator[ModelRecord]:
         yield ModelRecord(model_id, model.category, "synthetic", model.kind, lambda mesh=model.mesh: mesh)
 
 
+def _iter_augmented(spec: str, limit: int | None) -> Iterator[ModelRecord]:
+    """augment:K:SPEC: every model of SPEC followed by its K variants (same category, source and split)."""
+    from .augment import MAX_VARIANTS, augment_mesh, variant_ids
+
+    m = re.fullmatch(r"augment:(\d+):(.+)", spec, re.DOTALL)
+    if not m or not 1 <= int(m.group(1)) <= MAX_VARIANTS:
+        raise VoxliftError(
+            f"{spec!r}: write augment:K:SOURCE (K variants of each model of SOURCE, K from 1 to {MAX_VARIANTS})"
+        )
+    inner = m.group(2)
+    if inner.startswith("augment:"):
+        raise VoxliftError(f"{spec!r}: augment: cannot be nested")
+    for record in _iter_spec(inner, limit):
+        yield record
+        for vid in variant_ids(record.id, int(m.group(1))):
+            n = vid.rsplit("#aug", 1)[1]
+            yield ModelRecord(
+                vid,
+                record.category,
+                record.source,
+                f"{record.name} (variant {n})",
+                _guarded(vid, lambda base=record, vid=vid: augment_mesh(base.load(), vid)),
+            )
+
+
 def _iter_spec(spec: str, limit: int | None) -> Iterator[ModelRecord]:
+    if spec.startswith("augment:"):
+        yield from _iter_augmented(spec, limit)
+        return
     if spec.startswith("synthetic:"):
         yield from _iter_synthetic(spec, limit)
         return

@@ -1,9 +1,16 @@
-"""Procedural chairs, stools, benches and tables built from boxes and cylinders (numpy only).
+"""Procedural chairs, armchairs, stools, sofas, benches, tables and desks built from simple closed parts
+(numpy only).
 
 Every model is made in the canonical frame directly: Z up, the front (the side one sits down from, the
-seat's opening) towards -Y, so a backrest is always on the +Y side. Parts are closed triangle meshes that
-may intersect (the voxeliser fills their union). Sizes are in metres before `to_canonical` scales the
-longest side to 1; rods are as thin as 1.2 cm, i.e. about one voxel of a 32^3 grid after scaling.
+seat's opening; the side a desk is sat at) towards -Y, so a backrest is always on the +Y side. Parts are closed
+triangle meshes that may intersect (the voxeliser fills their union). Sizes are in metres before
+`to_canonical` scales the longest side to 1; rods are as thin as 1.2 cm, i.e. about one voxel of a 32^3 grid.
+
+Two families of kinds: the first generator's (LEGACY_KINDS, built here, box-and-cylinder chairs, stools,
+benches and tables) and the later ones (NEW_KINDS: synthetic_seating.py and synthetic_tables.py: dining,
+sled, cantilever, folding and shell chairs, club and tub armchairs, office chairs, bar stools, sofas, park
+benches, dining, coffee, trestle and side tables, desks). A first draw on its own random stream sends a model
+to one family; a model sent to the first keeps the exact shape it had before the second existed.
 
 Model k of seed s depends only on (s, k), never on how many models are asked for, so
 `synthetic:100:7` and `synthetic:10:7` share their first ten models (ids `synthetic:7/0` ...).
@@ -16,80 +23,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from .mesh import Mesh, to_canonical
+from .synthetic_parts import THIN, box, centered_box, cylinder, merge
+from .synthetic_parts import rod as _rod
+from .synthetic_seating import SEATING
+from .synthetic_tables import TABLES
 
-# One voxel of a 32^3 grid is 1/32 of the longest side; furniture about 1 m long gives 3 cm voxels.
-THIN = 0.012
+__all__ = [
+    "KINDS",
+    "THIN",
+    "SyntheticModel",
+    "box",
+    "centered_box",
+    "cylinder",
+    "merge",
+    "synthetic_model",
+    "synthetic_models",
+]
 
 
 @dataclass
 class SyntheticModel:
     index: int
     kind: str  # e.g. "swivel chair", "pedestal table"
-    category: str  # ShapeNet taxonomy name: chair, table or bench
+    category: str  # ShapeNet taxonomy name: chair, table, sofa or bench
     mesh: Mesh  # canonical frame
-
-
-# ---------------------------------------------------------------- primitives
-def box(lo, hi) -> Mesh:
-    """Closed axis-aligned box between corners lo and hi, outward-facing triangles."""
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    v = np.array(
-        [[hi[0] if i & 1 else lo[0], hi[1] if i & 2 else lo[1], hi[2] if i & 4 else lo[2]] for i in range(8)]
-    )
-    f = [
-        [0, 2, 1],
-        [1, 2, 3],
-        [4, 5, 6],
-        [5, 7, 6],
-        [0, 1, 4],
-        [1, 5, 4],
-        [2, 6, 3],
-        [3, 6, 7],
-        [0, 4, 2],
-        [2, 4, 6],
-        [1, 3, 5],
-        [3, 7, 5],
-    ]
-    return Mesh(v, f)
-
-
-def centered_box(center, size) -> Mesh:
-    c, s = np.asarray(center, float), np.asarray(size, float) / 2
-    return box(c - s, c + s)
-
-
-def cylinder(p0, p1, radius: float, segments: int = 12) -> Mesh:
-    """Closed cylinder (capped) from p0 to p1 along any axis."""
-    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
-    axis = p1 - p0
-    axis = axis / np.linalg.norm(axis)
-    helper = np.array([1.0, 0, 0]) if abs(axis[0]) < 0.9 else np.array([0, 1.0, 0])
-    u = np.cross(axis, helper)
-    u /= np.linalg.norm(u)
-    w = np.cross(axis, u)
-    t = 2 * np.pi * np.arange(segments) / segments
-    ring = radius * (np.cos(t)[:, None] * u + np.sin(t)[:, None] * w)
-    v = np.vstack([p0 + ring, p1 + ring, p0, p1])
-    n, c0, c1 = segments, 2 * segments, 2 * segments + 1
-    f = []
-    for i in range(n):
-        j = (i + 1) % n
-        f += [[i, j, n + i], [j, n + j, n + i], [c0, j, i], [c1, n + i, n + j]]
-    return Mesh(v, f)
-
-
-def merge(parts: list[Mesh]) -> Mesh:
-    verts, faces, offset = [], [], 0
-    for p in parts:
-        verts.append(p.vertices)
-        faces.append(p.faces + offset)
-        offset += len(p.vertices)
-    return Mesh(np.vstack(verts), np.vstack(faces))
-
-
-def _rod(rng, lo=THIN, hi=0.035) -> float:
-    """A leg or rod thickness; a quarter of them as thin as one voxel at 32^3."""
-    return THIN if rng.random() < 0.25 else float(rng.uniform(lo, hi))
 
 
 # ---------------------------------------------------------------- supports
@@ -299,8 +256,9 @@ def _table(rng, kind: str) -> list[Mesh]:
     return parts
 
 
-# kind -> (category, weight): mostly chairs and tables (the demo's classes), a few benches for variety.
-KINDS = {
+# The first generator's kinds, kept exactly (same random draws, same shapes) for the models whose family draw
+# picks them. kind -> (category, weight): mostly chairs and tables, a few benches.
+LEGACY_KINDS = {
     "chair": ("chair", 4),
     "armchair": ("chair", 2),
     "high-back chair": ("chair", 2),
@@ -312,23 +270,62 @@ KINDS = {
     "pedestal table": ("table", 2),
     "bench": ("bench", 1),
 }
+# The kinds added later (synthetic_seating, synthetic_tables): kind -> (builder, category, weight).
+NEW_KINDS = {**SEATING, **TABLES}
+# Share of models drawn from the first generator's kinds. With it, the whole mix resembles what KatorLegaz,
+# Scopia and BlendSwap-CC-0 hold (chairs ~45%, tables ~35%, sofas ~17%, benches ~6%): about 50% chairs (of
+# which a fifth upholstered armchairs, a sixth stools and office chairs), 36% tables, 9% sofas, 5% benches.
+LEGACY_SHARE = 0.35
+# Seed-sequence words that make the family draw and the new kinds' draws independent of the first
+# generator's stream (which is [seed, index] alone, as it always was).
+_FAMILY_STREAM, _NEW_STREAM = 1, 2
 
 
-def synthetic_model(seed: int, index: int) -> SyntheticModel:
-    """Model `index` of the family `seed`; deterministic, independent of other indices."""
+def _kind_shares() -> dict[str, tuple[str, float]]:
+    """kind -> (category, probability) over both families."""
+    legacy_total = sum(w for _, w in LEGACY_KINDS.values())
+    new_total = sum(w for _, _, w in NEW_KINDS.values())
+    shares = {k: (c, LEGACY_SHARE * w / legacy_total) for k, (c, w) in LEGACY_KINDS.items()}
+    shares.update({k: (c, (1 - LEGACY_SHARE) * w / new_total) for k, (_, c, w) in NEW_KINDS.items()})
+    return shares
+
+
+# kind -> (ShapeNet category, probability of the kind).
+KINDS = _kind_shares()
+
+
+def _legacy_parts(seed: int, index: int) -> tuple[str, list[Mesh]]:
+    """The first generator, untouched: its kind draw and builders on the [seed, index] stream."""
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index)])
-    names = list(KINDS)
-    weights = np.array([KINDS[k][1] for k in names], float)
+    names = list(LEGACY_KINDS)
+    weights = np.array([LEGACY_KINDS[k][1] for k in names], float)
     kind = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     if kind == "stool":
         parts = _stool(rng)
     elif kind == "bench":
         parts = _bench(rng)
-    elif KINDS[kind][0] == "chair":
+    elif LEGACY_KINDS[kind][0] == "chair":
         parts = _chair(rng, kind)
     else:
         parts = _table(rng, kind)
-    return SyntheticModel(index, kind, KINDS[kind][0], to_canonical(merge(parts)))
+    return kind, parts
+
+
+def synthetic_model(seed: int, index: int) -> SyntheticModel:
+    """Model `index` of the family `seed`; deterministic, independent of other indices.
+
+    A first draw on its own stream picks the first generator's kinds (LEGACY_SHARE of the models, whose shapes
+    are those `synthetic:<seed>/<index>` always had) or the later ones (NEW_KINDS)."""
+    s = int(seed) & 0xFFFFFFFF
+    if np.random.default_rng([s, int(index), _FAMILY_STREAM]).random() < LEGACY_SHARE:
+        kind, parts = _legacy_parts(seed, index)
+        return SyntheticModel(index, kind, LEGACY_KINDS[kind][0], to_canonical(merge(parts)))
+    rng = np.random.default_rng([s, int(index), _NEW_STREAM])
+    names = list(NEW_KINDS)
+    weights = np.array([NEW_KINDS[k][2] for k in names], float)
+    kind = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    builder, category, _ = NEW_KINDS[kind]
+    return SyntheticModel(index, kind, category, to_canonical(merge(builder(rng))))
 
 
 def synthetic_models(n: int, seed: int = 0):
