@@ -2,11 +2,13 @@
 
     voxlift render SOURCE... --out DATASET [--categories chair,table] [--limit N] [--views V]
                    [--image-size S] [--resolution R] [--engine workbench|cycles] [--workers N] [--shard i/N]
+                   [--appearance plain|random] [--camera-jitter]
     voxlift merge SHARD... --out DATASET
     voxlift qa DATASET [--json] [--sheet FILE.png] [--worst K]
 
 The same arguments work as `blender -b -c voxlift render ...` in a Blender binary. Rendering runs in child
-processes (render_job.py); this process only lists models, writes the dataset and shows progress.
+processes (render_job.py, blender/render_worker.py); this process only lists models, writes the dataset and
+shows progress.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import sys
 
 from .dataset_tools.errors import VoxliftError
+from .render_appearance import APPEARANCES
 
 
 def _positive(text: str) -> int:
@@ -47,6 +50,20 @@ def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--image-size", type=_positive, default=128, help="image size in pixels (128)")
         p.add_argument("--resolution", type=_positive, default=32, help="voxel grid resolution (32)")
         p.add_argument("--engine", choices=("workbench", "cycles"), default="workbench")
+        p.add_argument(
+            "--appearance",
+            choices=APPEARANCES,
+            default="plain",
+            help="plain: one gray, one light (default); random: the source's own colours and textures or "
+            "random ones, and per view a random Workbench lighting (studio light, matcap or flat, "
+            "specular, cavity, shadows, exposure), seeded by the model id; stored in the manifest",
+        )
+        p.add_argument(
+            "--camera-jitter",
+            action="store_true",
+            help="each model's views get their own elevation, distance and field of view (per-model "
+            "cameras; the projective CycleGAN needs one shared camera, so it is off by default)",
+        )
         p.add_argument(
             "--supersample",
             type=_positive,
@@ -100,6 +117,8 @@ def options_from_args(args):
         image_size=args.image_size,
         resolution=args.resolution,
         engine=args.engine,
+        appearance=args.appearance,
+        camera_jitter=args.camera_jitter,
         supersample=args.supersample,
         cycles_samples=args.cycles_samples,
         workers=args.workers,
@@ -168,6 +187,11 @@ def _merge(args) -> int:
             ds.views is None
             or all(np.allclose(a.world_to_pixel, b.world_to_pixel) for a, b in zip(ds.views, first.views))
         )
+        if _appearance(ds) != _appearance(first):
+            raise VoxliftError(
+                f"{path}: appearance {_appearance(ds)} differs from {args.inputs[0]}'s {_appearance(first)}; "
+                "only shards of one render can be merged"
+            )
         if not same_views:
             raise VoxliftError(
                 f"{path}: its cameras differ from {args.inputs[0]}'s; only shards of one render can be merged"
@@ -175,6 +199,11 @@ def _merge(args) -> int:
     added = merge_datasets(args.out, args.inputs)
     print(f"{args.out}: {added} models added from {len(args.inputs)} datasets")
     return 0
+
+
+def _appearance(ds) -> str:
+    render = ds.manifest.get("render")
+    return render.get("appearance", "plain") if isinstance(render, dict) else "plain"
 
 
 def _qa(args) -> int:

@@ -1,7 +1,8 @@
 """The parent of a dataset render: lists the models, feeds render workers, and is the one dataset writer.
 
 Used by the CLI (`voxlift render`, a blocking loop around poll()) and by the panel's modal operator (poll(0)
-from a timer, so Blender never freezes). No bpy here: workers are child processes (render_worker.py).
+from a timer, so Blender never freezes). No bpy here: workers are child processes (blender/render_worker.py),
+spoken to as render_protocol.py says.
 
 Resumable and deterministic: models are appended in source order, whatever worker finishes first (results
 wait in a small reorder buffer), so the committed models are always a prefix of the listing, and an
@@ -12,22 +13,42 @@ Models already in the dataset or already skipped are not rendered again.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import shutil
 import signal
-import struct
 import subprocess
 import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from .dataset_tools.camera import fixed_views
+import numpy as np
+
+from .dataset_tools.camera import View, fixed_views
 from .dataset_tools.dataset import DatasetWriter
 from .dataset_tools.errors import VoxliftError
-from .render_worker import decode_result, frames_dirs, list_records, remove_stale_frames, worker_command
+from .render_appearance import (
+    APPEARANCES,
+    JITTER_DISTANCE,
+    JITTER_ELEVATION,
+    JITTER_FOV,
+    jittered_views,
+)
+from .render_protocol import (
+    DONE,
+    FATAL,
+    READY,
+    RESULT_FD,
+    FrameReader,
+    Job,
+    decode_result,
+    frames_dirs,
+    job_line,
+    list_records,
+    remove_stale_frames,
+    worker_command,
+)
 
 
 @dataclass
@@ -43,6 +64,8 @@ class RenderOptions:
     image_size: int = 128
     resolution: int = 32
     engine: str = "workbench"
+    appearance: str = "plain"  # or "random" (render_appearance.py)
+    camera_jitter: bool = False  # each model gets its own elevation, distance, fov per view (cameras.f64)
     supersample: int = 2
     cycles_samples: int = 16
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -62,11 +85,18 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def camera_rows(views: list[View]) -> np.ndarray:
+    """float64 [V, 16] rows of cameras.f64: azimuth, elevation, distance, fov, world_to_pixel row-major."""
+    return np.array(
+        [[v.azimuth, v.elevation, v.distance, v.fov, *np.asarray(v.world_to_pixel).ravel()] for v in views]
+    )
+
+
 class _Worker:
     def __init__(self, cmd: list[str], log_dir: str, number: int, threads: int):
         self.read_fd, write_fd = os.pipe()
         self.log_path = os.path.join(log_dir, f"worker{number}.log")
-        cmd = [c.replace("RESULT_FD", str(write_fd)) for c in cmd]
+        cmd = [c.replace(RESULT_FD, str(write_fd)) for c in cmd]
         # Workbench renders through Mesa's llvmpipe here, which starts one thread per core in every process:
         # with several workers that oversubscribes the cores, so each worker gets its share (a user's own
         # LP_NUM_THREADS wins; GPU drivers ignore it).
@@ -84,7 +114,7 @@ class _Worker:
             )
         os.close(write_fd)  # the worker holds the only write end: EOF here means it is gone
         os.set_blocking(self.read_fd, False)
-        self.buffer = bytearray()
+        self.reader = FrameReader()
         self.inflight: deque[tuple[int, str]] = deque()
         self.started_at = time.monotonic()
         self.job_started = None  # when the oldest in-flight job started (after ready)
@@ -93,8 +123,8 @@ class _Worker:
         self.closing = False
         self.peak_rss_kb = 0
 
-    def send(self, pos: int, model_id: str) -> None:
-        self.proc.stdin.write((json.dumps({"pos": pos, "id": model_id}) + "\n").encode())
+    def send(self, pos: int, model_id: str, views: list[View] | None = None) -> None:
+        self.proc.stdin.write(job_line(Job(pos, model_id, views)))
         self.proc.stdin.flush()
         if not self.inflight:
             self.job_started = time.monotonic()
@@ -107,20 +137,6 @@ class _Worker:
             self.closing = True
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-
-    def frames(self):
-        """Complete frames received so far: (header, payload)."""
-        while len(self.buffer) >= 4:
-            (hlen,) = struct.unpack(">I", self.buffer[:4])
-            if len(self.buffer) < 4 + hlen:
-                return
-            header = json.loads(self.buffer[4 : 4 + hlen])
-            end = 4 + hlen + header["nbytes"]
-            if len(self.buffer) < end:
-                return
-            payload = bytes(self.buffer[4 + hlen : end])
-            del self.buffer[:end]
-            yield header, payload
 
     def sample_memory(self) -> None:
         try:
@@ -149,7 +165,7 @@ class _Worker:
         self.proc.wait()
         with contextlib.suppress(OSError):
             os.close(self.read_fd)
-        # A worker killed mid-model cannot clean its frames folder (render.Renderer.tmp): do it for it.
+        # A worker killed mid-model cannot clean its frames folder (blender/render.Renderer.tmp): do it here.
         for path in frames_dirs(self.proc.pid):
             shutil.rmtree(path, ignore_errors=True)
 
@@ -190,6 +206,10 @@ class RenderJob:
             )
         if o.engine not in ("workbench", "cycles"):
             raise VoxliftError(f"render: unknown engine {o.engine!r} (workbench or cycles)")
+        if o.appearance not in APPEARANCES:
+            raise VoxliftError(f"render: unknown appearance {o.appearance!r} ({' or '.join(APPEARANCES)})")
+        if o.appearance != "plain" and o.engine != "workbench":
+            raise VoxliftError(f"render: --appearance {o.appearance} needs --engine workbench")
         for spec in o.sources:
             if ":" not in spec.split(os.sep)[0] and not os.path.exists(spec):
                 raise VoxliftError(f"{spec}: no such file or folder")
@@ -202,9 +222,10 @@ class RenderJob:
             image_size=o.image_size,
             views_per_model=o.views,
             resolution=o.resolution,
-            views=self.views,
+            views=None if o.camera_jitter else self.views,
             extra_manifest={"render": self._render_manifest()},
         )
+        self._check_same_look()
         done = self.writer.ids | self.writer.skipped_ids
         self.todo = [(pos, r.id, r.category, r.source) for pos, r in mine if r.id not in done]
         self.already = len(mine) - len(self.todo)
@@ -225,7 +246,9 @@ class RenderJob:
             "engine": o.engine,
             "resolution": o.resolution,
             "cycles_samples": o.cycles_samples,
-            "result_fd": "RESULT_FD",
+            "appearance": o.appearance,
+            "per_model_views": o.camera_jitter,
+            "result_fd": RESULT_FD,
         }
         self.started = time.monotonic()
         self._startup_failures = 0
@@ -238,10 +261,35 @@ class RenderJob:
 
     def _render_manifest(self) -> dict:
         o = self.opts
-        d = {"engine": o.engine, "supersample": o.supersample, "background": 255}  # render.BACKGROUND
+        d = {"engine": o.engine, "supersample": o.supersample, "background": 255}  # blender/render.BACKGROUND
         if o.engine == "cycles":
             d["cycles_samples"] = o.cycles_samples
+        d["appearance"] = o.appearance
+        if o.camera_jitter:
+            d["camera_jitter"] = {
+                "elevation": JITTER_ELEVATION,
+                "distance": JITTER_DISTANCE,
+                "fov": JITTER_FOV,
+            }
         return d
+
+    def _check_same_look(self) -> None:
+        """A dataset keeps one appearance: a render with another one is refused, not mixed in."""
+        old = self.writer.manifest.get("render")
+        old = old.get("appearance", "plain") if isinstance(old, dict) else "plain"
+        if old != self.opts.appearance:
+            self.writer.close()
+            self.writer = None
+            raise VoxliftError(
+                f"{self.opts.out}: exists with appearance {old}, not {self.opts.appearance}; "
+                "choose another --out"
+            )
+
+    def views_of(self, model_id: str) -> list[View] | None:
+        """The model's own cameras (camera jitter), None when it has the shared views."""
+        if not self.opts.camera_jitter:
+            return None
+        return jittered_views(model_id, self.views, self.opts.image_size)
 
     def _spawn(self) -> None:
         threads = max(1, (os.cpu_count() or 1) // self.opts.workers)
@@ -267,8 +315,8 @@ class RenderJob:
                 if not chunk:
                     gone = True
                     break
-                w.buffer.extend(chunk)
-            for header, payload in w.frames():  # its last answers first, then what it left unanswered
+                w.reader.feed(chunk)
+            for header, payload in w.reader.frames():  # its last answers first, then what it left unanswered
                 self._handle(w, header, payload)
             if gone:
                 self._worker_gone(w)
@@ -282,21 +330,21 @@ class RenderJob:
 
     def _handle(self, w: _Worker, header: dict, payload: bytes) -> None:
         kind = header["type"]
-        if kind == "ready":
+        if kind == READY:
             w.ready = True
             w.job_started = time.monotonic()
             self._startup_failures = 0
             return
-        if kind == "fatal":
+        if kind == FATAL:
             self._fatal(f"render worker could not start: {header['reason']}")
         pos, _ = w.inflight.popleft() if w.inflight else (None, None)
         if pos != header.get("pos"):
             self._fatal(f"render worker answered model {header.get('id')!r} out of turn")
         w.job_started = time.monotonic()
         w.sample_memory()
-        if kind == "done":
+        if kind == DONE:
             o = self.opts
-            self.results[pos] = ("done", decode_result(header, payload, o.views, o.image_size, o.resolution))
+            self.results[pos] = (DONE, decode_result(header, payload, o.views, o.image_size, o.resolution))
             self.seconds_in_workers += header.get("seconds", 0.0)
         elif header.get("transient") and pos not in self._transient:
             # A frame file lost, say: not the model's fault, and a skip is never retried on resume, so
@@ -372,7 +420,7 @@ class RenderJob:
                     w.finish()
                     break
                 try:
-                    w.send(pos, model_id)
+                    w.send(pos, model_id, self.views_of(model_id))
                 except (BrokenPipeError, OSError):
                     self._retry.append((pos, model_id))
                     break
@@ -386,8 +434,9 @@ class RenderJob:
             if pos not in self.results:
                 return
             kind, value = self.results.pop(pos)
-            if kind == "done":
+            if kind == DONE:
                 gray, alpha, voxels = value
+                views = self.views_of(model_id)
                 self.writer.append(
                     id=model_id,
                     category=category,
@@ -395,6 +444,7 @@ class RenderJob:
                     images=gray,
                     alpha=alpha,
                     voxels=voxels,
+                    cameras=None if views is None else camera_rows(views),
                     durable=self.opts.durable,
                 )
                 self.rendered += 1

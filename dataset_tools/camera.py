@@ -95,3 +95,16 @@ def project(points: np.ndarray, world_to_pixel_matrix: np.ndarray) -> np.ndarray
     """Pixel coordinates (u, v) of points [N, 3] (u right, v down; pixel centres at integer + 0.5)."""
     h = np.c_[points, np.ones(len(points))] @ np.asarray(world_to_pixel_matrix).T
     return h[:, :2] / h[:, 2:3]
+
+
+UNIT_CUBE_CORNERS = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
+
+
+def fits_in_frame(view: View, size: int) -> bool:
+    """Whether the whole cube [-0.5, 0.5]^3 (where every model lies) is in front of the camera and inside
+    the image."""
+    h = np.c_[UNIT_CUBE_CORNERS, np.ones(8)] @ np.asarray(view.world_to_pixel).T
+    if not (h[:, 2] > 0).all():
+        return False
+    uv = h[:, :2] / h[:, 2:3]
+    return bool(((uv >= 0) & (uv <= size)).all())

@@ -462,12 +462,15 @@ def merge_datasets(out: str | os.PathLike, inputs: list[str | os.PathLike]) -> i
     """Append every model of `inputs` (e.g. shards) to `out`; models already there are kept, not doubled."""
     added = 0
     first = open_dataset(inputs[0])
+    # How the models were rendered (engine, appearance...) stays with them.
+    extra = {"render": first.manifest["render"]} if isinstance(first.manifest.get("render"), dict) else None
     with DatasetWriter(
         out,
         image_size=first.image_size,
         views_per_model=first.views_per_model,
         resolution=first.resolution,
         views=first.views,
+        extra_manifest=extra,
     ) as writer:
         for path in inputs:
             ds = open_dataset(path)

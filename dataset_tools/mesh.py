@@ -9,21 +9,59 @@ Canonical frame (one rule for every source, see README "Canonical frame"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import VoxliftError
+
+# OBJ's default diffuse colour (Kd) when a material gives none.
+DEFAULT_DIFFUSE = (0.8, 0.8, 0.8)
+
+
+@dataclass
+class Material:
+    """One material of a source (an MTL `newmtl`): what a renderer needs to show its colour."""
+
+    name: str
+    color: tuple[float, float, float] = DEFAULT_DIFFUSE  # Kd, in [0, 1] as the file writes it (sRGB-like)
+    opacity: float = 1.0  # d (or 1 - Tr)
+    texture: str | None = None  # map_Kd: the key of its bytes in MeshMaterials.textures, when they were found
+
+
+@dataclass
+class MeshMaterials:
+    """Materials of a mesh, face by face (faces in the order of Mesh.faces)."""
+
+    face_material: np.ndarray  # int32 [F]: index into `materials`, -1 where a face has none
+    materials: list[Material]
+    uv: np.ndarray | None = None  # float32 [F, 3, 2]: texture coordinates of each triangle's corners
+    textures: dict[str, bytes] = field(default_factory=dict)  # image file bytes (PNG, JPEG...), by name
 
 
 @dataclass
 class Mesh:
     vertices: np.ndarray  # float64 [V, 3]
     faces: np.ndarray  # int64 [F, 3], triangles, 0-based
+    # Reads the source's materials on demand (MTL colours, textures): the geometry path never pays for them.
+    # Transforms keep it (they keep the faces' order). None: the source has no materials.
+    materials_loader: Callable[[], MeshMaterials | None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __post_init__(self):
         self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float64).reshape(-1, 3)
         self.faces = np.ascontiguousarray(self.faces, dtype=np.int64).reshape(-1, 3)
+
+    def load_materials(self) -> MeshMaterials | None:
+        """The source's materials, or None when it has none (or they cannot be read: they are optional)."""
+        if self.materials_loader is None:
+            return None
+        found = self.materials_loader()
+        if found is not None and len(found.face_material) != len(self.faces):
+            return None  # a loader that disagrees with the geometry is not trusted
+        return found
 
     def check(self, name: str = "mesh") -> Mesh:
         """Raise VoxliftError unless the mesh is usable: faces, finite vertices, indices in range."""
@@ -41,7 +79,7 @@ class Mesh:
         v = self.vertices @ m[:3, :3].T
         if m.shape == (4, 4):
             v = v + m[:3, 3]
-        return Mesh(v, self.faces.copy())
+        return Mesh(v, self.faces.copy(), self.materials_loader)
 
 
 # Rotations that take common source frames to the canonical one (Z up, front towards -Y). All are proper
@@ -66,7 +104,7 @@ def normalize_to_unit_cube(mesh: Mesh) -> Mesh:
     extent = float((hi - lo).max())
     if not extent > 0:
         raise VoxliftError("mesh: all vertices coincide (zero-size bounding box)")
-    return Mesh((mesh.vertices - (lo + hi) / 2) / extent, mesh.faces.copy())
+    return Mesh((mesh.vertices - (lo + hi) / 2) / extent, mesh.faces.copy(), mesh.materials_loader)
 
 
 def to_canonical(mesh: Mesh, rotation: np.ndarray | None = None) -> Mesh:

@@ -12,7 +12,9 @@ mesh.Y_UP_FRONT_PLUS_Z (checked on real chairs: their backrests end up on +Y; se
 
 from __future__ import annotations
 
+import functools
 import os
+import posixpath
 import re
 import struct
 import zipfile
@@ -254,7 +256,7 @@ def sh3d_to_model_frame(mesh: Mesh, entry: CatalogEntry) -> Mesh:
     target = np.array([entry.width, entry.height, entry.depth])
     # A flat part (zero extent on one axis) keeps that axis as it is instead of dividing by zero.
     scale = np.where(size > 1e-12, target / np.where(size > 1e-12, size, 1), 1.0)
-    return Mesh((v - (lo + hi) / 2) * scale, mesh.faces)
+    return Mesh((v - (lo + hi) / 2) * scale, mesh.faces, mesh.materials_loader)
 
 
 # `f a b` lines: two-vertex "faces" (line segments, no area) that some real libraries hold (KatorLegaz
@@ -276,7 +278,22 @@ def load_entry(archive: Sh3fArchive, entry: CatalogEntry) -> Mesh:
     data = _DEGENERATE_FACE.sub(b"", archive.read(entry.model))
     mesh = parse_obj(data, where)
     mesh.check(where)
+    mesh.materials_loader = functools.partial(load_entry_materials, archive, entry)
     return to_canonical(sh3d_to_model_frame(mesh, entry), Y_UP_FRONT_PLUS_Z)
+
+
+def load_entry_materials(archive: Sh3fArchive, entry: CatalogEntry):
+    """The entry's materials (MTL colours, textures from the zip) face by face, or None (they are optional).
+    Read again from the zip when asked, so that loading the geometry never pays for them."""
+    from .obj import materials_or_none, zip_file_reader
+
+    name = entry.model.lstrip("/")
+    try:
+        data = _DEGENERATE_FACE.sub(b"", archive.read(name))
+    except VoxliftError:
+        return None
+    where = f"{archive.path}:{name}"
+    return materials_or_none(data, where, zip_file_reader(archive.read, posixpath.dirname(name)))
 
 
 # ---------------------------------------------------------------- categories

@@ -162,7 +162,8 @@ BAD = [
     (b"  \n\n\t\n", "empty"),
     (b"# only a comment\nv 0 0 0\nv 1 0 0\n", "no faces"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
-    (b"v 0 0 0\nv 1 0 \xff\xfe 0\nf 1 2 1\n", "UTF-8"),
+    (b"v 0 0 0\nv 1 0 \xff\xfe 0\nf 1 2 1\n", "line 2: b'\\xff\\xfe' is not a number"),
+    (b"\xff\xfev\x00 ", "invalid UTF-16"),  # a byte-order mark, then an odd number of bytes
     (SQUARE + b"f 1 2 3\nv 0.5 0.", "3 coordinates"),
     (SQUARE + b"f 1 2 3\nf 1 2", "at least 3"),
     (SQUARE + b"f 1 2 3\nf 2 3 9", "vertex 9"),
@@ -196,3 +197,103 @@ def test_missing_path_and_folder(tmp_path):
         read_obj(tmp_path / "nope.obj")
     with pytest.raises(VoxliftError, match="folder"):
         read_obj(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- encodings
+LATIN1_OBJ = SQUARE + b"mtllib m\xe6.mtl\ng Terr\xe6n\nusemtl Terraind\xe6k\nf 1 2 3 4\n"
+
+
+def test_latin1_names_are_read_as_blender_reads_them(tmp_path):
+    path = tmp_path / "latin1.obj"
+    path.write_bytes(LATIN1_OBJ)
+    assert read_obj(path).faces.tolist() == [[0, 1, 2], [0, 2, 3]]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-8-sig"])
+def test_byte_order_marked_text_is_decoded(encoding):
+    text = LATIN1_OBJ.decode("latin-1").replace("\n", "\r\n")
+    data = text.encode(encoding)
+    if encoding == "utf-16-le":
+        data = b"\xff\xfe" + data
+    elif encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    m = parse_obj(data, "bom.obj")
+    assert (
+        m.faces.tolist() == [[0, 1, 2], [0, 2, 3]]
+        and m.vertices.tolist() == parse_obj(SQUARE + b"f 1 2 3\n", "s").vertices.tolist()
+    )
+
+
+# ---------------------------------------------------------------------------------------------- materials
+MATERIALS_OBJ = (
+    b"mtllib parts.mtl\n"
+    + SQUARE
+    + b"v 0 0 1\nv 1 0 1\nv 1 1 1\n"
+    + b"vt 0 0\nvt 1 0\nvt 1 1\nvt 0 1 0\n"
+    + b"f 1 2 3\n"  # before any usemtl: no material, no texture coordinates
+    + b"usemtl red\n"
+    + b"f 1/1/1 2/2/1 3/3/1 4/4/1\n"  # a quad: two triangles
+    + b"usemtl Terraind\xe6k\n"
+    + b"f 5//1 6//1 7//1\n"
+    + b"usemtl unknown\n"
+    + b"f -3/-4 -2/-3 -1/-2\n"  # relative vt indices
+)
+MATERIALS_MTL = (
+    b"# two materials\nnewmtl red\nKd 1 0 0\nmap_Kd -s 1 1 1 -bm 0.5 tex ture.png\n"
+    b"newmtl Terraind\xe6k\r\nKd 0.2 0.4 0.6\r\nd 0.5\r\nmap_Kd gone.png\r\nnewmtl broken\nKd red\n"
+)
+
+
+def materials_folder(tmp_path):
+    (tmp_path / "m.obj").write_bytes(MATERIALS_OBJ)
+    (tmp_path / "parts.mtl").write_bytes(MATERIALS_MTL)
+    (tmp_path / "tex ture.png").write_bytes(b"image bytes")
+    return tmp_path / "m.obj"
+
+
+def test_materials_face_by_face_with_colours_textures_and_uvs(tmp_path):
+    from voxlift.dataset_tools.mesh import DEFAULT_DIFFUSE, to_canonical
+
+    mesh = read_obj(materials_folder(tmp_path))
+    assert mesh.faces.tolist() == parse_obj(MATERIALS_OBJ, "m.obj").faces.tolist()  # geometry as before
+    found = to_canonical(mesh).load_materials()  # the loader survives the frame change
+    assert found.face_material.tolist() == [-1, 0, 0, 1, -1]
+    red, terra, broken = found.materials
+    assert (red.name, red.color, red.opacity, red.texture) == ("red", (1.0, 0.0, 0.0), 1.0, "tex ture.png")
+    assert terra.name == "Terraindæk" and terra.color == (0.2, 0.4, 0.6) and terra.opacity == 0.5
+    assert terra.texture is None  # its file is missing
+    assert broken.color == DEFAULT_DIFFUSE
+    assert found.textures == {"tex ture.png": b"image bytes"}
+    assert found.uv.shape == (5, 3, 2) and found.uv.dtype == np.float32
+    assert found.uv[1].tolist() == [[0, 0], [1, 0], [1, 1]] and found.uv[2].tolist() == [
+        [0, 0],
+        [1, 1],
+        [0, 1],
+    ]
+    assert not found.uv[0].any() and not found.uv[3].any()  # corners without vt
+    assert found.uv[4].tolist() == [[0, 0], [1, 0], [1, 1]]
+
+
+def test_materials_are_optional(tmp_path):
+    from voxlift.dataset_tools.obj import parse_obj_materials
+
+    path = materials_folder(tmp_path)
+    (tmp_path / "parts.mtl").unlink()
+    assert read_obj(path).load_materials() is None  # no MTL: no materials, the mesh still loads
+    assert parse_obj(MATERIALS_OBJ, "m.obj").load_materials() is None  # bytes alone: nowhere to look
+    # vt indices out of range leave the colours but drop the texture coordinates.
+    bad_uv = parse_obj_materials(MATERIALS_OBJ.replace(b"4/4/1", b"4/9/1"), "m.obj", lambda n: MATERIALS_MTL)
+    assert bad_uv.uv is None and bad_uv.face_material.tolist() == [-1, 0, 0, 1, -1]
+    # A loader that disagrees with the geometry is not trusted.
+    mesh = read_obj(materials_folder(tmp_path))
+    mesh.faces = mesh.faces[:2]
+    assert mesh.load_materials() is None
+
+
+def test_real_library_materials(sh3f_libraries):
+    from voxlift.dataset_tools.sources import iter_models
+
+    found = [r.load().load_materials() for r in iter_models(str(sh3f_libraries[1]), ["chair"], limit=6)]
+    assert all(f is not None for f in found)  # Scopia: every chair has an MTL
+    assert all((f.face_material >= 0).mean() > 0.9 for f in found)
+    assert any(f.uv is not None and f.textures for f in found)  # and some are textured

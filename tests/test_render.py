@@ -278,7 +278,7 @@ def test_a_lost_frame_is_retried_in_a_fresh_worker_not_skipped(full, tmp_path, m
     """RELIABILITY.md J: a render error that is not the model's (a frame file gone from /dev/shm) sends the
     model to a fresh worker once, instead of recording it as skipped for good."""
     from voxlift.render_job import RenderJob, RenderOptions
-    from voxlift.render_worker import list_records
+    from voxlift.render_protocol import list_records
 
     victim = list_records([f"synthetic:{N}"])[3].id
     marker = tmp_path / "fault-fired"
@@ -303,7 +303,7 @@ def test_a_lost_frame_is_retried_in_a_fresh_worker_not_skipped(full, tmp_path, m
 
 
 def test_box_filter_averages_premultiplied_gray_over_white():
-    from voxlift.render import BACKGROUND, downsample
+    from voxlift.blender.render import BACKGROUND, downsample
 
     rgba = np.zeros((1, 4, 4, 4), np.uint8)
     rgba[0, 0, 0] = rgba[0, 0, 1] = (100, 100, 100, 255)  # half of the top-left 2x2 block: gray 100

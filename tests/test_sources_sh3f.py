@@ -192,3 +192,32 @@ def test_folder_of_libraries_leaves_out_the_held_out_set(sh3f_libraries):
     libraries = {r.id.split("/")[0] for r in iter_models(str(folder), ["table"])}
     assert libraries == {"sh3f:KatorLegaz", "sh3f:Scopia", "sh3f:BlendSwap-CC-0"}  # Reallusion has no tables
     assert not any(r.id.startswith("sh3f:BlendSwap-CC-BY/") for r in iter_models(str(folder)))
+
+
+def test_materials_come_from_the_zip_on_demand(tmp_path):
+    """The entry's MTL (beside its OBJ in the zip) gives each face its colour and texture, read when asked;
+    a texture named outside the archive is not read."""
+    bv, bf = box([0, 0, 0], [1, 1, 1])
+    obj = "mtllib box.mtl\n" + obj_text(bv, bf[:6]) + "usemtl top\n" + obj_text([], bf[6:])
+    mtl = "newmtl top\nKd 0.1 0.2 0.3\nmap_Kd wood.jpg\nnewmtl side\nKd 1 1 1\nmap_Kd ../../escape.jpg\n"
+    path = make_sh3f(
+        tmp_path / "Test.sh3f",
+        CATALOG,
+        {
+            "models/box.obj": obj.encode(),
+            "models/box.mtl": mtl.encode(),
+            "models/wood.jpg": b"jpeg bytes",
+            "escape.jpg": b"outside",
+        },
+    )
+    record = next(r for r in iter_models(str(path)) if r.id == "sh3f:Test/box")
+    mesh = record.load()
+    found = mesh.load_materials()
+    assert len(found.face_material) == len(mesh.faces) == 12
+    assert found.face_material.tolist() == [-1] * 6 + [0] * 6
+    assert [m.color for m in found.materials] == [(0.1, 0.2, 0.3), (1.0, 1.0, 1.0)]
+    assert found.textures == {"wood.jpg": b"jpeg bytes"} and found.materials[1].texture is None
+    # An OBJ without mtllib has no materials (a random-appearance render gives it random colours).
+    path = make_sh3f(tmp_path / "Plain.sh3f", CATALOG, {"models/box.obj": obj_text(bv, bf).encode()})
+    record = next(r for r in iter_models(str(path)) if r.id == "sh3f:Plain/box")
+    assert record.load().load_materials() is None

@@ -8,6 +8,7 @@ VOXLIFT_BENCH_QUICK=1 shrinks every part (for trying the script, not for the rec
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,10 @@ VIEWS, SIZE = 8, 128
 BASELINE_MODELS = 4 if QUICK else 16
 MEMORY_MODELS = 60 if QUICK else 1000
 LIMIT = 16 if QUICK else None
+# Synthetic models rendered plain and random, alternately: a short run, where each worker's first Workbench
+# shader compilations (one per lighting combination it meets) weigh, and a longer one.
+APPEARANCE_MODELS = (10,) if QUICK else (40, 200)
+APPEARANCE_ROUNDS = 2  # each appearance is timed this many times, alternating; the best time counts
 
 
 def timed(cmd: list[str]) -> float:
@@ -33,15 +38,14 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def render_cmd(out: Path, workers: int, sources=LIBRARIES, extra=()) -> list[str]:
+def render_cmd(out: Path, workers: int, sources=LIBRARIES, extra=(), categories="chair,table") -> list[str]:
     cmd = [
         PY,
         "-m",
         "voxlift",
         "render",
         *sources,
-        "--categories",
-        "chair,table",
+        *(["--categories", categories] if categories else []),
         "--out",
         str(out),
         "--views",
@@ -62,8 +66,8 @@ def render_call_only() -> float:
     """ms per view of the bare render call (8 views in one call) in a warm process, for reference."""
     code = f"""
 import json, time, bpy
-from voxlift.render import Renderer, RenderSettings
-from voxlift.render_worker import list_records
+from voxlift.blender.render import Renderer, RenderSettings
+from voxlift.render_protocol import list_records
 from voxlift.dataset_tools.camera import fixed_views
 recs = list_records({LIBRARIES!r}, ["chair", "table"], 12)
 r = Renderer(RenderSettings(views=fixed_views({VIEWS}, size={SIZE}), image_size={SIZE}))
@@ -78,6 +82,34 @@ print(json.dumps(1000 * total / (len(meshes) * {VIEWS})))
 """
     out = subprocess.run([PY, "-c", code], check=True, capture_output=True, text=True).stdout
     return float(out.strip().splitlines()[-1])
+
+
+def timed_cpu(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command and every process under it): the CPU time moves much less
+    than the wall time when others share the machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(cmd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def appearance_runs(tmp: Path, models: int) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds of the same synthetic models rendered plain, random, and random with camera jitter
+    (2 workers), alternating so that a change in the machine's load hits every appearance alike; the best
+    of each."""
+    variants = {
+        "plain": [],
+        "random": ["--appearance", "random"],
+        "random, camera jitter": ["--appearance", "random", "--camera-jitter"],
+    }
+    best = dict.fromkeys(variants, (float("inf"), float("inf")))
+    for k in range(APPEARANCE_ROUNDS):
+        for name, extra in variants.items():
+            out = tmp / f"appearance-{k}-{len(extra)}"
+            wall, cpu = timed_cpu(render_cmd(out, 2, [f"synthetic:{models}"], extra, categories=None))
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+            shutil.rmtree(out, ignore_errors=True)
+    return best
 
 
 def memory_run(tmp: Path) -> tuple[int, int, int]:
@@ -111,12 +143,14 @@ def main() -> int:
     try:
         from voxlift.dataset_tools.mesh import Y_UP_FRONT_PLUS_Z, Mesh
         from voxlift.dataset_tools.obj import write_obj
-        from voxlift.render_worker import list_records
+        from voxlift.render_protocol import list_records
 
         records = list_records(LIBRARIES, ["chair", "table"], LIMIT)
         n = len(records)
-        # voxlift, 1 and 2 workers, the whole set each (a fresh dataset each time).
+        # voxlift, 1 and 2 workers, the whole set each (a fresh dataset each time); random appearance on 2.
         ours = {w: timed(render_cmd(tmp / f"w{w}", w)) for w in (1, 2)}
+        ours_random = timed(render_cmd(tmp / "random", 2, extra=["--appearance", "random"]))  # after ours[2]
+        appearance = {n: appearance_runs(tmp, n) for n in APPEARANCE_MODELS}
         # The per-model script on the first models, written as Y-up OBJ files first (not timed).
         objs = tmp / "objs"
         objs.mkdir()
@@ -149,6 +183,7 @@ def main() -> int:
         ("per-model script (render only, 1 process per model)", BASELINE_MODELS, base, base_mps),
         ("voxlift render, 1 worker", n, ours[1], n / ours[1]),
         ("voxlift render, 2 workers", n, ours[2], n / ours[2]),
+        ("voxlift render, 2 workers, --appearance random", n, ours_random, n / ours_random),
     ]
     print("## Dataset rendering (Blender, Workbench)\n")
     print(
@@ -163,6 +198,22 @@ def main() -> int:
     for name, count, sec, mps in rows:
         print(f"| {name} | {count} | {sec:.1f} | {mps:.2f} | {mps * VIEWS:.1f} | {mps / base_mps:.1f}x |")
     print(
+        f"\nAppearance: the same procedural models (`synthetic:N`), {VIEWS} views of {SIZE} px, 2 workers, "
+        f"end to end; best of {APPEARANCE_ROUNDS} alternating runs each. `--appearance random` sets each "
+        f"view's lighting as the animation render reaches it (still one render call per model); a fresh "
+        f"worker compiles Workbench's shaders for each lighting combination it meets, once.\n"
+    )
+    print("| models | appearance | seconds | views/s | vs plain | CPU s | views per CPU s | vs plain |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for n, runs in appearance.items():
+        wall0, cpu0 = runs["plain"]
+        for name, (wall, cpu) in runs.items():
+            views = n * VIEWS
+            print(
+                f"| {n} | {name} | {wall:.1f} | {views / wall:.1f} | {wall0 / wall:.2f}x | {cpu:.1f} | "
+                f"{views / cpu:.1f} | {cpu0 / cpu:.2f}x |"
+            )
+    print(
         f"\nBare render call (all {VIEWS} views in one `render(animation=True)`, warm process): "
         f"{call_ms:.1f} ms a view.\n"
     )
@@ -175,10 +226,15 @@ def main() -> int:
     print("```sh")
     srcs = " ".join(LIBRARIES)
     limit = f" --limit {LIMIT}" if LIMIT else ""
-    for w in (1, 2):
+    for w, extra in ((1, ""), (2, ""), (2, " --appearance random")):
         print(
             f"voxlift render {srcs} --categories chair,table --out OUT --views {VIEWS} --image-size {SIZE} "
-            f"--workers {w}{limit}"
+            f"--workers {w}{limit}{extra}"
+        )
+    for extra in ("", " --appearance random", " --appearance random --camera-jitter"):
+        print(
+            f"voxlift render synthetic:N --out OUT --views {VIEWS} --image-size {SIZE} --workers 2{extra}"
+            f"   # N = {', '.join(map(str, APPEARANCE_MODELS))}"
         )
     print(
         f"for f in objs/*.obj; do python tests/benchmarks/render_baseline.py $f out {VIEWS} {SIZE}; done"

@@ -1,6 +1,6 @@
 """The "Dataset" panel in the 3D viewport's sidebar (voxlift tab) and its Render / Cancel operators.
 
-Rendering never runs in Blender's own process: the operator starts a RenderJob (render_job.py), whose
+Rendering never runs in Blender's own process: the operator starts a RenderJob (../render_job.py), whose
 workers are child processes, and a modal timer polls it without blocking, so the UI stays responsive and
 shows progress. Cancel kills the workers; the dataset keeps every model committed so far and the next
 Render resumes. In background mode (`blender -b`, tests) there is no event loop for a modal timer, so the
@@ -14,7 +14,7 @@ import os
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from .dataset_tools.errors import VoxliftError
+from ..dataset_tools.errors import VoxliftError
 
 _job = None  # the running RenderJob (one at a time per Blender session)
 _cancel_requested = False
@@ -43,6 +43,23 @@ class VoxliftDatasetSettings(bpy.types.PropertyGroup):
             ("cycles", "Cycles", "Path traced, slower"),
         ],
     )
+    appearance: EnumProperty(
+        name="Appearance",
+        items=[
+            ("plain", "Plain", "One gray colour under one studio light, the same in every view"),
+            (
+                "random",
+                "Random",
+                (
+                    "The model's own colours and textures (or random ones) and a random lighting per view "
+                    "(studio light, matcap or flat, specular, cavity, shadows, exposure), the same for a "
+                    "model in every run. Makes models trained on it cope with coloured, darker pictures"
+                ),
+            ),
+        ],
+        default="plain",
+        description="How models look in the renderings (images are stored grayscale either way)",
+    )
     workers: IntProperty(
         name="Workers",
         default=max(1, (os.cpu_count() or 2) - 1),
@@ -64,8 +81,8 @@ class VoxliftRenderStatus(bpy.types.PropertyGroup):
 
 
 def options_from_settings(s: VoxliftDatasetSettings):
-    from .dataset_tools.sources import normalize_categories
-    from .render_job import RenderOptions
+    from ..dataset_tools.sources import normalize_categories
+    from ..render_job import RenderOptions
 
     sources = [p.strip() for p in s.sources.replace("\n", ";").split(";") if p.strip()]
     sources = [p if p.startswith("synthetic:") else bpy.path.abspath(p) for p in sources]
@@ -83,6 +100,7 @@ def options_from_settings(s: VoxliftDatasetSettings):
         image_size=s.image_size,
         resolution=s.resolution,
         engine=s.engine,
+        appearance=s.appearance,
         workers=s.workers,
     )
 
@@ -109,7 +127,7 @@ class VOXLIFT_OT_render_dataset(bpy.types.Operator):
 
     def _start(self, context):
         global _job, _cancel_requested
-        from .render_job import RenderJob
+        from ..render_job import RenderJob
 
         opts = options_from_settings(context.scene.voxlift_dataset)
         job = RenderJob(opts, log=lambda msg: print(f"voxlift: {msg}"))
@@ -234,6 +252,9 @@ class VOXLIFT_PT_dataset(bpy.types.Panel):
         col.prop(s, "image_size")
         col.prop(s, "resolution")
         layout.prop(s, "engine")
+        row = layout.row()
+        row.active = s.engine == "workbench"  # the random look is Workbench's lighting
+        row.prop(s, "appearance")
         layout.prop(s, "workers")
         layout.prop(s, "out")
         status = context.window_manager.voxlift_render
