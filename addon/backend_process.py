@@ -130,60 +130,115 @@ def torch_in_process(torch_site: str | os.PathLike | None = None) -> bool:
         return False
 
 
+TORCH_PACKAGES = ("torch", "safetensors", "tensorboard", "tqdm", "skimage", "PIL")  # what the backend imports
+
+
+def missing_torch_message(module: str = "torch", command: str = "") -> str:
+    """One line saying what to do when the backend's `module` does not import in this Python."""
+    what = f"voxlift {command}" if command else "this"
+    inside_blender = "bpy" in sys.modules
+    fix = (
+        "in Blender: Edit > Preferences > Add-ons > voxlift > Install PyTorch, or set its Python environment "
+        "to an interpreter that has torch"
+        if inside_blender
+        else "pip install torch==2.13.0 safetensors tqdm tensorboard scikit-image pillow (or pip install voxlift)"
+    )
+    name = "PyTorch" if module == "torch" else module
+    return f"{what} needs {name}, which {sys.executable} cannot import: {fix}"
+
+
+def run_in_backend(backend: Backend, argv: list[str]) -> int:
+    """`PYTHON -m voxlift ARGV...` in the backend's Python, its output going where ours goes (the command
+    line inside Blender, when the preferences name a Python environment); its exit status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        return subprocess.run(backend.command(*argv), env=backend.env(), check=False).returncode
+    except OSError as exc:
+        from .dataset_tools.errors import VoxliftError
+
+        raise VoxliftError(f"{backend.python}: could not run the backend ({exc})") from None
+
+
 # ------------------------------------------------------------------------------------ long child jobs
-
-
-_NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 
 
 @dataclass
 class Progress:
+    """Where a child job stands. A training fills it from the trainer's `--progress json` lines only
+    (backend/loop.py): one JSON object per line, events start, step, val and end."""
+
     step: int = 0
-    total: int | None = None
+    total: int | None = None  # steps of a step budget (None for a time budget); pip: bytes to download
+    minutes: float | None = None  # a time budget
+    elapsed: float = 0.0  # seconds trained (a resumed run counts its earlier time too)
+    fraction: float = 0.0  # share of the budget spent, what the progress bar shows
     loss: float | None = None
-    iou: float | None = None
+    val: dict | None = None  # the last validation's scores
+    resumed: bool = False  # the trainer continued an interrupted run
+    end: str | None = None  # "done" or "interrupted", once the trainer said so
     message: str = ""
 
     @property
-    def fraction(self) -> float:
-        return min(1.0, self.step / self.total) if self.total else 0.0
+    def iou(self) -> float | None:
+        """The last validation's IoU (at 0.3, the threshold the README reports), if the kind has one."""
+        if not self.val:
+            return None
+        value = self.val.get("iou@0.3", self.val.get("iou"))
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Time to the end of the budget: what is left of a time budget, or a step budget at this pace."""
+        if self.minutes:
+            return max(0.0, self.minutes * 60 - self.elapsed)
+        if self.fraction > 0 and self.elapsed > 0:
+            return self.elapsed * (1 - self.fraction) / self.fraction
+        return None
 
 
-def parse_progress(text: str, progress: Progress) -> None:
-    """Update `progress` from one line or tqdm refresh of a training run (`12/500 [...loss=0.31, val=0.42]`,
-    or the JSON lines `{"step":..., "loss":..., "iou":...}` when a trainer prints them)."""
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def parse_train_event(text: str, progress: Progress) -> None:
+    """Update `progress` from one `--progress json` line of a trainer; anything else (warnings, a tqdm bar,
+    an error) is no progress and is left alone (Job keeps it for the error line)."""
     text = text.strip()
-    if not text:
+    if not text.startswith("{"):
         return
-    if text.startswith("{"):
-        try:
-            d = json.loads(text)
-        except ValueError:
-            d = None
-        if isinstance(d, dict):
-            progress.step = int(d.get("step", progress.step))
-            progress.total = d.get("total", progress.total)
-            progress.loss = d.get("loss", progress.loss)
-            progress.iou = d.get("iou", d.get("val_iou", progress.iou))
-            return
-    # tqdm: "...| 60/500 [00:03<00:20, ...]"; plain logs: "step 60/500".
-    m = re.search(r"(\d+)/(\d+|\?)\s*\[", text) or re.search(r"\bstep\s+(\d+)(?:\s*/\s*(\d+))?", text)
-    if m:
-        progress.step = int(m.group(1))
-        if m.group(2) and m.group(2).isdigit():
-            progress.total = int(m.group(2))
-    m = re.search(r"loss[=: ]+" + _NUM, text)
-    if m:
-        progress.loss = float(m.group(1))
-    m = re.search(r"(?:val|iou|IoU@0\.3)[=: ]+" + _NUM, text)
-    if m:
-        progress.iou = float(m.group(1))
-    progress.message = text[-200:]
+    try:
+        event = json.loads(text)
+    except ValueError:
+        return
+    if not isinstance(event, dict) or "event" not in event:
+        return
+    kind = event["event"]
+    step = _number(event.get("step"))
+    if step is not None:
+        progress.step = int(step)
+    progress.total = int(event["steps"]) if _number(event.get("steps")) else None
+    progress.minutes = _number(event.get("minutes"))
+    progress.elapsed = _number(event.get("elapsed")) or progress.elapsed
+    if kind == "start":
+        progress.resumed = bool(event.get("resumed"))
+        progress.fraction = progress.step / progress.total if progress.total else 0.0
+    if _number(event.get("progress")) is not None:
+        progress.fraction = min(1.0, max(0.0, float(event["progress"])))
+    losses = event.get("losses")
+    if isinstance(losses, dict) and _number(losses.get("loss")) is not None:
+        progress.loss = float(losses["loss"])
+    if isinstance(event.get("val"), dict):
+        progress.val = event["val"]
+    if kind == "end":
+        progress.end = str(event.get("reason"))
+        if progress.end == "done":
+            progress.fraction = 1.0
 
 
 def backend_job(backend: Backend, args: list[str], log_path=None) -> Job:
-    """`PYTHON -m voxlift ARGS...` as a Job."""
-    return Job(backend.command(*args), backend.env(), log_path)
+    """`PYTHON -m voxlift ARGS...` as a Job whose progress comes from `--progress json` lines."""
+    return Job(backend.command(*args), backend.env(), log_path, parse=parse_train_event)
 
 
 def parse_pip_progress(text: str, progress: Progress) -> None:
@@ -191,6 +246,7 @@ def parse_pip_progress(text: str, progress: Progress) -> None:
     m = re.match(r"\s*Progress (\d+) of (\d+)", text)
     if m:
         progress.step, progress.total = int(m.group(1)), int(m.group(2))
+        progress.fraction = min(1.0, progress.step / progress.total) if progress.total else 0.0
         return
     text = text.strip()
     if text:
@@ -198,9 +254,11 @@ def parse_pip_progress(text: str, progress: Progress) -> None:
 
 
 class Job:
-    """A command in a child process whose output is read on a thread (never blocks Blender's UI).
+    """A command in a child process whose output is read on threads (never blocks Blender's UI).
 
-    `progress` is updated as lines arrive; `poll()` returns None while running, else the exit code."""
+    `progress` is updated as lines arrive; `poll()` returns None while running, else the exit code. stdout
+    and stderr are read apart, each split into lines on its own: a message on stderr never lands inside a
+    progress line of stdout."""
 
     def __init__(
         self,
@@ -210,61 +268,69 @@ class Job:
         parse=None,
     ):
         self.command = [str(c) for c in command]
-        self.parse = parse or parse_progress
+        self.parse = parse or parse_train_event
         self.progress = Progress()
         self.tail: list[str] = []
         self.cancelled = False
         self.started = time.time()
-        self._log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115 (closed in _read)
+        self._lock = threading.Lock()  # two readers share the tail, the log and the progress
+        self._log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115 (closed in wait/poll)
         self.proc = subprocess.Popen(
             self.command,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream,), daemon=True)
+            for stream in (self.proc.stdout, self.proc.stderr)
+        ]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
+    def _read(self, stream) -> None:
         buf = b""
         while True:
-            chunk = (
-                self.proc.stdout.read1(4096)
-                if hasattr(self.proc.stdout, "read1")
-                else self.proc.stdout.read(1)
-            )
+            chunk = stream.read1(4096) if hasattr(stream, "read1") else stream.read(1)
             if not chunk:
                 break
             buf += chunk
-            # tqdm refreshes with carriage returns: treat \r like a line end.
+            # progress bars refresh with carriage returns: treat \r like a line end.
             *lines, buf = re.split(rb"[\r\n]", buf)
             for raw in lines:
                 self._line(raw.decode("utf-8", "replace"))
         if buf:
             self._line(buf.decode("utf-8", "replace"))
-        if self._log:
-            self._log.close()
 
     def _line(self, line: str) -> None:
         if not line.strip():
             return
-        if self._log:
-            self._log.write(line + "\n")
-            self._log.flush()
-        self.tail = (self.tail + [line])[-30:]
-        self.parse(line, self.progress)
+        with self._lock:
+            if self._log:
+                self._log.write(line + "\n")
+                self._log.flush()
+            self.tail = (self.tail + [line])[-30:]
+            self.parse(line, self.progress)
+
+    def _join_readers(self, timeout: float) -> None:
+        for reader in self._readers:
+            reader.join(timeout=timeout)
+        with self._lock:
+            if self._log and not any(r.is_alive() for r in self._readers):
+                self._log.close()
+                self._log = None
 
     def poll(self) -> int | None:
         rc = self.proc.poll()
         if rc is not None:
-            self._reader.join(timeout=2)
+            self._join_readers(timeout=2)
         return rc
 
     def wait(self, timeout: float | None = None) -> int:
         rc = self.proc.wait(timeout)
-        self._reader.join(timeout=5)
+        self._join_readers(timeout=5)
         return rc
 
     def error_line(self) -> str:

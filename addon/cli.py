@@ -2,7 +2,9 @@
 
 Each command lives in its own module with `add_arguments(parser)` and `run(args) -> int`; modules are
 imported only when their command runs, so `voxlift sources` needs neither bpy nor torch.
-Bad input ends in one line `voxlift: error: ...` on stderr and exit status 1, never a traceback.
+Bad input ends in one line `voxlift: error: ...` on stderr and exit status 1, never a traceback; so does a
+command that needs PyTorch in a Python without it (the line says how to get it). Inside Blender, when the
+add-on's preferences name a Python environment, the backend's commands run there (`blender -c voxlift train`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import importlib
 import sys
 
+from . import backend_process, host
 from .backend.registry import KINDS
 from .dataset_tools.errors import VoxliftError
 
@@ -30,6 +33,10 @@ COMMANDS = {
     "reconstruct": ("cmd_reconstruct", "reconstruct images into meshes (.blend, .obj, .glb, .binvox)"),
     "demo": ("demo", "the whole story on procedural furniture"),
 }
+# Commands the backend runs whole: inside Blender they go to the Python environment of the preferences.
+BACKEND_COMMANDS = {"train", "evaluate", "baseline", "diagnose"}
+# Commands that continue where they stopped when run again (the others simply start over).
+RESUMABLE = {"train", "render", "voxelize", "import-r2n2"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -50,10 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     only = next((a for a in argv if not a.startswith("-")), None)
     if only not in COMMANDS:
         only = None
-    parser = build_parser(only)
-    args = parser.parse_args(argv)
     try:
+        # Building the parser imports the command's module: for the backend's commands, torch.
+        backend = host.blender_backend() if only in BACKEND_COMMANDS else None
+        if backend is not None and backend.external:
+            return backend_process.run_in_backend(backend, argv)
+        parser = build_parser(only)
+        args = parser.parse_args(argv)
         return int(args._module.run(args) or 0)
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in backend_process.TORCH_PACKAGES:
+            raise
+        print(f"voxlift: error: {backend_process.missing_torch_message(root, only or '')}", file=sys.stderr)
+        return 1
     except VoxliftError as exc:
         print(f"voxlift: error: {exc}", file=sys.stderr)
         return 1
@@ -62,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"voxlift: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("voxlift: interrupted (run the same command again to resume)", file=sys.stderr)
+        again = " (run the same command again to resume)" if only in RESUMABLE else ""
+        print(f"voxlift: interrupted{again}", file=sys.stderr)
         return 130
 
 

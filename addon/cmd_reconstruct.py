@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import meshing, reconstruct
+from . import host, meshing, reconstruct
 from .backend_process import DEVICES
 from .dataset_tools.errors import VoxliftError
 from .io.gltf import write_glb
 from .io.grids import write_grid_binvox, write_probs_npz
-from .io.images import load_image
+from .io.images import check_size, load_image
 from .io.obj import write_mesh_obj
 
 FORMATS = (".blend", ".obj", ".glb", ".binvox", ".npz")
@@ -72,8 +72,13 @@ def run(args) -> int:
     out = check_arguments(args)
     ext = out.suffix.lower()
     images = [load_image(p, fallback=_read_with_blender) for p in args.images]
+    for path, image in zip(args.images, images, strict=True):
+        check_size(*image.shape[:2], path)
     names = image_names(args.images)
-    probs, viewer_centred = reconstruct.predict(images, args.checkpoint, args.device, _blender_backend())
+    probs, viewer_centred = reconstruct.predict(images, args.checkpoint, args.device, host.blender_backend())
+    warning = reconstruct.checkpoint_warning(args.checkpoint)
+    if warning:
+        print(f"voxlift: warning: {warning}", file=sys.stderr)
     if ext == ".npz":  # one file for all images
         write_probs_npz(out, probs, viewer_centred, names)
         written = [out]
@@ -145,17 +150,3 @@ def _read_with_blender(path: Path) -> np.ndarray:
     except ImportError:
         raise VoxliftError(f"{path}: not a PNG, and neither Pillow nor Blender is here to read it") from None
     return file_pixels(path)
-
-
-def _blender_backend():
-    """Inside Blender (`blender -c voxlift reconstruct`): the backend the add-on's preferences choose."""
-    if "bpy" not in sys.modules:  # not inside Blender: this Python it is
-        return None
-    try:
-        from .blender import prefs
-
-        if prefs.get_prefs() is None:
-            return None  # bpy used as a plain module, the add-on not enabled: this Python it is
-        return prefs.current_backend()
-    except Exception:  # noqa: BLE001 - no usable preferences: this Python it is
-        return None

@@ -21,6 +21,9 @@ import numpy as np
 
 from .dataset_tools.errors import VoxliftError
 
+SHEET_TILE = 128  # pixels: the sheets' pictures, large enough to read, and wide enough for their labels
+GRID_LABEL_CHARS = 15  # a model id on the grids sheet: what fits under a tile
+
 
 def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
@@ -55,17 +58,42 @@ def _capture_json(*args: str) -> dict:
     return json.loads(buf.getvalue())
 
 
+def fit_label(text: str, width: int) -> str:
+    """`text`, cut to what preview.text_image draws within `width` pixels with one character's room to
+    spare, so that labels of neighbouring tiles never run into each other."""
+    from .dataset_tools.preview import text_image
+
+    glyph = text_image("x").shape[1]
+    return text[: max(1, width // glyph - 1)]
+
+
+def enlarged(tile: np.ndarray, size: int = SHEET_TILE) -> np.ndarray:
+    """A small picture scaled up by a whole factor (nearest pixel) to at least `size` pixels a side."""
+    tile = np.asarray(tile)
+    k = -(-size // min(tile.shape[:2]))
+    return np.repeat(np.repeat(tile, k, axis=0), k, axis=1) if k > 1 else tile
+
+
+def labelled_sheet(tiles: list[np.ndarray], labels: list[str], columns: int) -> np.ndarray:
+    """A contact sheet of readable tiles (at least SHEET_TILE pixels) whose labels fit under them."""
+    from .dataset_tools.preview import contact_sheet
+
+    tiles = [enlarged(t) for t in tiles]
+    width = min(t.shape[1] for t in tiles)
+    return contact_sheet(tiles, columns=columns, labels=[fit_label(label, width) for label in labels])
+
+
 def step_grids(out: Path, spec: str) -> Path:
     from .dataset_tools.binvox import read_binvox
     from .dataset_tools.png import write_png
-    from .dataset_tools.preview import contact_sheet, grid_preview
+    from .dataset_tools.preview import grid_preview
 
     _voxlift("voxelize", spec, "--out", str(out / "binvox"))
     files = sorted((out / "binvox").rglob("*.binvox"))[:48]
-    sheet = contact_sheet(
-        [grid_preview(read_binvox(f).voxels, 96) for f in files],
+    sheet = labelled_sheet(
+        [grid_preview(read_binvox(f).voxels, SHEET_TILE) for f in files],
+        [f.stem[-GRID_LABEL_CHARS:] for f in files],
         columns=8,
-        labels=[f.stem[:14] for f in files],
     )
     write_png(out / "grids.png", sheet)
     print(f"contact sheet of {len(files)} grids: {out / 'grids.png'}")
@@ -77,7 +105,7 @@ def step_reconstruct(out: Path, dataset_path: Path, run: Path, count: int = 8) -
     from .dataset_tools.binvox import read_binvox
     from .dataset_tools.dataset import open_dataset
     from .dataset_tools.png import write_png
-    from .dataset_tools.preview import contact_sheet, grid_preview
+    from .dataset_tools.preview import grid_preview
 
     ds = open_dataset(dataset_path)
     test = ds.indices("test")[:count]
@@ -118,11 +146,11 @@ def step_reconstruct(out: Path, dataset_path: Path, run: Path, count: int = 8) -
         pred = read_binvox(binvox).voxels
         tiles += [
             ds.images[i, view],
-            grid_preview(pred, ds.image_size, az.azimuth, az.elevation),
-            grid_preview(ds.voxels[i], ds.image_size, az.azimuth, az.elevation),
+            grid_preview(pred, SHEET_TILE, az.azimuth, az.elevation),
+            grid_preview(ds.voxels[i], SHEET_TILE, az.azimuth, az.elevation),
         ]
         labels += ["input", "reconstruction", "truth"]
-    write_png(out / "reconstruction.png", contact_sheet(tiles, columns=6, labels=labels))
+    write_png(out / "reconstruction.png", labelled_sheet(tiles, labels, columns=6))
     return out / "reconstruction.png"
 
 

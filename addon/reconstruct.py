@@ -6,8 +6,11 @@ panel (blender/ui_reconstruct) share.
 
 Prediction runs in this process when torch imports here (the model stays cached, so a second Reconstruct
 click skips loading it), else through a child process of the configured Python (backend_process.Backend),
-which runs `PYTHON -m voxlift reconstruct ... --out probs.npz`. Preprocessing happens next to the model:
-backend/predict.py prepare_image, called from network_inputs below, the add-on's one image-to-input step.
+which runs `PYTHON -m voxlift reconstruct ... --out probs.npz`. Every picture is first shrunk by a whole
+factor to at most PREPARED_MAX_SIDE pixels (`prepared`: a 12-megapixel photo in about 0.1 s, and a child
+is sent the small picture), then framed next to the model: Predictor.prepare (backend/framing.py: alpha,
+plain border or the model's mask head), called from network_inputs below, the add-on's one image-to-input
+step.
 """
 
 from __future__ import annotations
@@ -24,10 +27,15 @@ import numpy as np
 from . import backend_process, meshing
 from .dataset_tools.errors import VoxliftError
 from .io.grids import read_probs_npz
+from .io.images import downsample
+from .run_folder import unvalidated_warning
 
 CHILD_ENV = "VOXLIFT_BACKEND_CHILD"  # set in a backend child: it never starts another child
 CHILD_TIMEOUT_S = 600
 OPAQUE = 0.99  # an alpha channel at least this opaque everywhere carries no silhouette
+# Pictures are shrunk to this many pixels on their longer side before anything else: 8 times the largest
+# input the models take (64 px), so an object covering an eighth of the picture still fills the input.
+PREPARED_MAX_SIDE = 512
 
 # (resolved checkpoint, its mtime, device) -> Predictor: a warm Reconstruct click skips loading the model.
 _PREDICTORS: dict = {}
@@ -47,12 +55,15 @@ def drop_opaque_alpha(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def prepared(image: np.ndarray) -> np.ndarray:
+    """A picture as float32 in [0, 1], at most PREPARED_MAX_SIDE pixels on its longer side, an alpha channel
+    that says nothing dropped: what is framed for the model (and what a backend child is sent)."""
+    return drop_opaque_alpha(downsample(image, PREPARED_MAX_SIDE))
+
+
 def network_inputs(images: list[np.ndarray], predictor) -> tuple[np.ndarray, np.ndarray]:
     """Pictures as the model's input: (gray, alpha) float32 [B, S, S], framed like its training renderings."""
-    from .backend.predict import prepare_image
-
-    p = predictor
-    pairs = [prepare_image(drop_opaque_alpha(img), p.image_size, p.background, p.fill) for img in images]
+    pairs = [predictor.prepare(prepared(img)) for img in images]
     return np.stack([g for g, _ in pairs]), np.stack([a for _, a in pairs])
 
 
@@ -99,7 +110,7 @@ def predict_in_child(
         paths = []
         for i, img in enumerate(images):
             paths.append(os.path.join(tmp, f"image{i}.npy"))
-            np.save(paths[-1], np.ascontiguousarray(img))
+            np.save(paths[-1], np.ascontiguousarray(prepared(img)))
         out = os.path.join(tmp, "probs.npz")
         cmd = backend.command(
             "reconstruct", *paths, "--checkpoint", str(checkpoint), "--out", out, "--device", device
@@ -134,11 +145,13 @@ def predict(
             and (backend.python != sys.executable or backend.paths)
         ):
             return predict_in_child(images, checkpoint, backend, device)
-        raise VoxliftError(
-            "PyTorch is not installed in this Python: install it (voxlift preferences, "
-            "Install PyTorch) or choose a Python environment that has it"
-        )
+        raise VoxliftError(backend_process.missing_torch_message("torch", "reconstruct"))
     return predict_here(images, checkpoint, device)
+
+
+def checkpoint_warning(checkpoint) -> str | None:
+    """A line to show beside a reconstruction whose model never validated (see run_folder)."""
+    return unvalidated_warning(checkpoint) if checkpoint else None
 
 
 # ---------------------------------------------------------------------------------------------- frames

@@ -192,6 +192,7 @@ class _Run:
         self.model = model_cls(config, ds, ctx)
         self.model.configure(args)
         self.step, self.elapsed, self.best = 0, 0.0, -math.inf
+        self.t_start = time.time()  # go() sets it: now minus the time an earlier part of the run took
         self.best_val = None  # the best validation's scores: last.safetensors carries them too (threshold...)
         if resume.resuming:
             self._load(resume)
@@ -217,22 +218,22 @@ class _Run:
         self.best = float(resume.meta.get("best_score", -math.inf))
         self.best_val = resume.meta.get("val")
 
-    def progress(self, t_start: float) -> float:
-        self.elapsed = time.time() - t_start
+    def progress(self) -> float:
+        self.elapsed = time.time() - self.t_start
         p = self.budget.progress(self.step, self.elapsed)
         return slowest(p, self.ctx.world, self.ctx.device) if self.budget.seconds else p
 
     def go(self) -> int:
-        t_start = time.time() - self.elapsed
+        self.t_start = time.time() - self.elapsed
         next_timed_val = math.floor(self.budget.progress(self.step, self.elapsed) * TIMED_VALIDATIONS) + 1
         validated_at = None
         try:
-            while (progress := self.progress(t_start)) < 1:
+            while (progress := self.progress()) < 1:
                 scalars = self.model.train_step(self.step, progress)
                 self.step += 1
                 scalars = self._checked(mean_over_processes(scalars, self.ctx.world))
                 if self.step % LOG_EVERY == 0 or self.step == 1:
-                    self.report.step(scalars, self.budget.progress(self.step, time.time() - t_start))
+                    self.report.step(scalars, self.budget.progress(self.step, time.time() - self.t_start))
                 self.report.tick()
                 timed_due = self.budget.seconds and progress * TIMED_VALIDATIONS >= next_timed_val
                 if self.step % self.args.val_every == 0 or timed_due:
@@ -242,6 +243,8 @@ class _Run:
             check_in_step(self.model.networks(), self.ctx.world, self.out)
             if validated_at != self.step:
                 self.validate_and_save()
+            else:
+                self.save_last()  # the time the run really took: a finished run reads as finished
             self.report.end("done")
         except KeyboardInterrupt:
             self.save_last()  # the same command continues from here
@@ -293,6 +296,7 @@ class _Run:
     def save_last(self) -> None:
         if not self.main:
             return
+        self.elapsed = time.time() - self.t_start
         weights = {f"model.{k}": t for k, t in self.model.networks().state_dict().items()}
         tensors, meta = self.model.training_state()
         meta = {

@@ -127,7 +127,8 @@ def forbidden_imports(modules: dict[str, Module]) -> list[str]:
             elif name.startswith("voxlift.backend"):
                 if root in ("bpy", "mathutils") or (
                     imported.startswith("voxlift.")
-                    and not imported.startswith(("voxlift.backend", "voxlift.dataset_tools"))
+                    and not imported.startswith(("voxlift.backend.", "voxlift.dataset_tools"))
+                    and imported != "voxlift.backend"
                 ):
                     bad.append(f"{name}: {where} (backend never needs Blender)")
             elif not name.startswith("voxlift.blender") and top and root in ("bpy", "mathutils", "torch"):

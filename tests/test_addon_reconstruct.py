@@ -199,6 +199,7 @@ while ui_train.poll_job() is not None and time.time() - t0 < 60:
 out["cancel_s"] = time.time() - t0
 out["cancel_rc"] = job.proc.returncode
 out["cancel_state"] = {k: v for k, v in ui_train._state.items() if k != "job"}
+out["cancel_checkpoints"] = [s.checkpoint, prefs.last_checkpoint]
 
 # 8. What the panels offer: the registry's model kinds, the one list of mesh modes and devices.
 def items(group, prop):
@@ -305,7 +306,7 @@ def test_user_errors_are_reports(story):
     assert a["garbage"] in o["err_garbage"]
     assert a["missing"] in o["err_missing"] and "no such" in o["err_missing"]
     assert "does not load" in o["err_ghost"]
-    assert "PyTorch is not installed" in o["err_no_torch"]
+    assert "needs PyTorch" in o["err_no_torch"] and a["no_torch_python"] in o["err_no_torch"]
     assert "online access" in o["err_install_offline"]
     assert a["not_dataset"] in o["err_not_dataset"] and "not a voxlift dataset" in o["err_not_dataset"]
     assert "render" in o["err_no_render"].lower()
@@ -373,10 +374,13 @@ def test_pre_training_run_does_not_become_the_model(story):
 
 
 def test_training_can_be_cancelled(story):
-    o = story["out"]
+    o, a = story["out"], story["args"]
     assert o["train2"] == ["FINISHED"]
     assert o["cancel_s"] < 30 and o["cancel_rc"] != 0
     assert o["cancel_state"]["status"].startswith("Cancel"), o["cancel_state"]
+    # Cancelled before its first validation: its noise does not become the model (issue 15, 1).
+    assert "not used as the model" in o["cancel_state"]["status"]
+    assert o["cancel_checkpoints"] == ["", a["ui_run"]]
 
 
 def test_panels_offer_the_one_list_of_each_choice(story):

@@ -1,4 +1,5 @@
-"""addon/io/: the glTF writer read back by trimesh, its named constants, and the grid writers (all atomic)."""
+"""addon/io/: the glTF writer read back by trimesh, its named constants, the OBJ writer (Y up, as Blender's
+OBJ import expects by default), and the grid writers (all atomic)."""
 
 import json
 import struct
@@ -6,12 +7,14 @@ import struct
 import numpy as np
 import pytest
 import trimesh
+from _blender_util import last_json, run_in_blender
 
 from voxlift import meshing
 from voxlift.dataset_tools.binvox import read_binvox
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.obj import read_obj
 from voxlift.io import constants
+from voxlift.io.axes import y_up_to_z_up
 from voxlift.io.gltf import glb_bytes, write_glb, z_up_to_y_up
 from voxlift.io.grids import read_probs_npz, write_grid_binvox, write_probs_npz
 from voxlift.io.obj import write_mesh_obj
@@ -100,8 +103,38 @@ def test_obj_writer_round_trip(tmp_path):
     v, tris = box_mesh()
     write_mesh_obj(tmp_path / "box.obj", v, tris, comment="a box")
     mesh = read_obj(tmp_path / "box.obj")
-    assert np.array_equal(mesh.vertices, v.astype(np.float64)) and np.array_equal(mesh.faces, tris)
+    # Y up in the file: (x, y, z) -> (x, z, -y); turned back, the same floats.
+    assert np.array_equal(mesh.vertices, z_up_to_y_up(v).astype(np.float64))
+    assert np.array_equal(y_up_to_z_up(mesh.vertices), v) and np.array_equal(mesh.faces, tris)
     assert (tmp_path / "box.obj").read_text().startswith("# a box\n")
+
+
+OBJ_IMPORT = """
+import json
+import numpy as np
+bpy.ops.wm.read_homefile(use_empty=True)
+bpy.ops.wm.obj_import(filepath={path!r})  # Blender's defaults: up Y, forward -Z
+obj = bpy.context.selected_objects[0]
+co = np.array([obj.matrix_world @ v.co for v in obj.data.vertices])
+print(json.dumps({{"co": co.tolist()}}))
+"""
+
+
+def test_blender_imports_the_obj_upright(tmp_path):
+    """A chair-like L (a seat, a back at +Y, i.e. behind) comes into Blender with the back up and behind."""
+    occ = np.zeros((8, 8, 8), bool)
+    occ[:, :, :2] = True  # seat: the bottom two layers
+    occ[:, 6:, :] = True  # back: the rear two rows, full height
+    v, q = meshing.cubes_mesh(occ, greedy=True)
+    write_mesh_obj(tmp_path / "l.obj", v, meshing.triangulate(q))
+    script = OBJ_IMPORT.format(path=str(tmp_path / "l.obj"))
+    co = np.array(last_json(run_in_blender(script, tmp_path, install=False).stdout)["co"])
+
+    def rows(a):
+        a = np.round(np.asarray(a, np.float64), 5)
+        return a[np.lexsort(a.T[::-1])]
+
+    assert co.shape == v.shape and np.array_equal(rows(co), rows(v))  # the scene's vertices, not turned
 
 
 def test_binvox_grid_fills_the_unit_cube(tmp_path):
@@ -123,3 +156,18 @@ def test_probabilities_npz_round_trip_and_bad_file(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(VoxliftError, match="bad.npz"):
         read_probs_npz(tmp_path / "bad.npz")
+
+
+def test_downsample_is_a_box_mean_in_unit_range():
+    from voxlift.io.images import MIN_IMAGE_SIDE, downsample
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (300, 410, 3), dtype=np.uint8)
+    small = downsample(a, 100)  # k = 5
+    ref = a[:300, :410].reshape(60, 5, 82, 5, 3).mean(axis=(1, 3)) / 255
+    assert small.dtype == np.float32 and np.allclose(small, ref, atol=1e-5)
+    assert downsample(a, 1000).shape == a.shape  # small enough already: only scaled to [0, 1]
+    sixteen = (rng.random((40, 40)) * 65535).astype(np.uint16)
+    assert np.allclose(downsample(sixteen, 20), sixteen.reshape(20, 2, 20, 2).mean(axis=(1, 3)) / 65535)
+    # A panorama keeps a short side big enough to show an object.
+    assert min(downsample(np.zeros((40, 4000), np.uint8), 512).shape) >= MIN_IMAGE_SIDE

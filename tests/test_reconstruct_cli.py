@@ -1,20 +1,34 @@
 """`voxlift reconstruct`: every output format read back, errors as one line, the child-process backend."""
 
 import json
-import math
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import trimesh
+from _blender_util import last_json, run_in_blender
+from _paired_util import make_dataset
 from _reconstruct_util import other_kind_checkpoint, python_without_torch, tiny_run
+from _train_util import interrupt_at, log_rows, train
 
-from voxlift import backend_process, cli, meshing, reconstruct
+from voxlift import backend_process, cli, cmd_reconstruct, meshing, reconstruct
 from voxlift.dataset_tools.binvox import read_binvox
 from voxlift.dataset_tools.errors import VoxliftError
 from voxlift.dataset_tools.obj import read_obj
+from voxlift.dataset_tools.png import write_png
+from voxlift.io.axes import y_up_to_z_up
 from voxlift.io.images import load_image
+
+# A tiny paired model (the sizes _reconstruct_util.tiny_run trains with): real training in seconds.
+TINY = ["--batch-size", 4, "--val-samples", 8, "--latent-dim", 16, "--encoder-width", 4, "--decoder-width", 4,
+        "--workers", 0]  # fmt: skip
+
+
+def tiny_dataset(folder) -> str:
+    return make_dataset(folder / "data", chairs=2, tables=2, size=32, views=2)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +80,8 @@ def test_obj_and_glb_match_the_grid(run, probs, tmp_path, mode, thr):
     verts, quads = meshing.mesh_from_probs(probs, mode, float(thr))
     obj = read_obj(tmp_path / "chair.obj")
     assert len(obj.vertices) == len(verts) and len(obj.faces) == 2 * len(quads)
-    assert np.allclose(obj.vertices, verts, atol=1e-6)
+    # OBJ is Y up, like glTF: (x, y, z) is stored as (x, z, -y).
+    assert np.allclose(obj.vertices, np.c_[verts[:, 0], verts[:, 2], -verts[:, 1]], atol=1e-6)
     # Closed: every undirected edge is shared by an even number of triangles.
     e = np.sort(np.stack([obj.faces, np.roll(obj.faces, -1, axis=1)], -1).reshape(-1, 2), axis=1)
     assert (np.unique(e, axis=0, return_counts=True)[1] % 2 == 0).all()
@@ -122,7 +137,7 @@ def test_blend_holds_one_object_per_image(run, probs, tmp_path, thr):
         == 0
     )
     with bpy.data.libraries.load(str(out)) as (src, dst):
-        assert sorted(src.objects) == ["chair", "table"]
+        assert sorted(src.objects) == ["Camera", "Sun", "chair", "table"]
         dst.objects = ["chair"]
     obj = dst.objects[0]
     verts, quads = meshing.mesh_from_probs(probs, "cubes", float(thr))
@@ -136,7 +151,7 @@ def test_viewer_centred_result_is_turned_by_the_azimuth(run, tmp_path, thr):
     base = ["reconstruct", str(run["images"]["chair"]), "--checkpoint", str(run["run"]), "--threshold", thr]
     assert cli.main(base + ["--out", str(tmp_path / "a0.obj")]) == 0
     assert cli.main(base + ["--azimuth", "90", "--out", str(tmp_path / "a90.obj")]) == 0
-    v0, v90 = read_obj(tmp_path / "a0.obj").vertices, read_obj(tmp_path / "a90.obj").vertices
+    v0, v90 = (y_up_to_z_up(read_obj(tmp_path / f"{a}.obj").vertices) for a in ("a0", "a90"))
     # Rz(90): (x, y) -> (-y, x)
     assert np.allclose(v90, np.c_[-v0[:, 1], v0[:, 0], v0[:, 2]], atol=1e-6)
 
@@ -228,7 +243,7 @@ def test_child_without_torch_says_so(run, tmp_path_factory):
     ok = backend_process.probe_torch(backend_process.Backend(sys.executable))
     assert ok["ok"] is True and ok["version"].startswith("2.") and ok["cuda"] in (True, False)
     image = load_image(run["images"]["chair"])
-    with pytest.raises(VoxliftError, match="PyTorch is not installed") as err:
+    with pytest.raises(VoxliftError, match="needs PyTorch") as err:
         reconstruct.predict([image], str(run["run"]), "cpu", backend)
     assert bare in str(err.value) and "\n" not in str(err.value)
 
@@ -240,42 +255,204 @@ def test_opaque_alpha_is_dropped_and_real_alpha_kept():
     assert reconstruct.drop_opaque_alpha(img).shape == (16, 16, 4)
 
 
-def test_progress_parsing_and_cancel():
+TQDM_LINES = [  # what the old panel read: a timed run's bar has no total, so "15step" matched nothing
+    "train paired (cpu):  15step [00:25,  1.67step/s, loss=0.5123, val=-]",
+    "train paired (cpu, 1 proc):  12%|#2   | 60/500 [00:03<00:20, loss=0.3123, val=0.412]",
+]
+
+
+def test_progress_comes_from_the_trainers_json_lines(tmp_path):
+    """The panel's progress: the trainer's `--progress json` rows (the loop writes the same rows to
+    log.jsonl), and nothing from a progress bar."""
+    run = tmp_path / "run"
+    assert train("paired", [*TINY, "--data", tiny_dataset(tmp_path), "--out", run, "--steps", 12,
+                            "--val-every", 5, "--quiet"]) == 0  # fmt: skip
+    rows = log_rows(run)
     p = backend_process.Progress()
-    backend_process.parse_progress(
-        "train paired (cpu, 1 proc):  12%|#2   | 60/500 [00:03<00:20, loss=0.3123, val=0.412]", p
-    )
-    assert (p.step, p.total, p.loss, p.iou) == (60, 500, pytest.approx(0.3123), pytest.approx(0.412))
-    assert p.fraction == pytest.approx(0.12)
-    backend_process.parse_progress('{"step": 70, "total": 500, "loss": 0.25, "iou": 0.5}', p)
-    assert (p.step, p.loss, p.iou) == (70, 0.25, 0.5)
-    # A real child: progress lines through a pipe with carriage returns, then Ctrl-C ends it.
+    for row in rows:
+        backend_process.parse_train_event(json.dumps(row), p)
+        if row["event"] == "step" and row["step"] == 10:
+            mid = (p.step, p.total, p.fraction, p.loss, p.iou, p.seconds_left)
+            last_val = [r for r in rows[: rows.index(row)] if r["event"] == "val"][-1]["val"]
+            assert mid[:4] == (10, 12, row["progress"], row["losses"]["loss"])
+            assert mid[4] == last_val["iou@0.3"] and mid[5] > 0
+        for line in TQDM_LINES:  # never read: the bar would say other things than the rows
+            before = dict(vars(p))
+            backend_process.parse_train_event(line, p)
+            assert vars(p) == before
+    end = rows[-1]
+    assert end["event"] == "end" and (p.step, p.fraction, p.end) == (12, 1.0, "done")
+    assert p.iou == end["val"]["iou@0.3"] and p.resumed is False
+    # A timed run: no step total, the bar is the share of the time, the time left is the budget's.
+    timed = {"event": "step", "step": 15, "steps": None, "minutes": 1.0, "elapsed": 25.0, "progress": 0.4167,
+             "losses": {"loss": 0.5}, "val": None}  # fmt: skip
+    backend_process.parse_train_event(json.dumps(timed), p)
+    assert (p.step, p.total, p.fraction, p.seconds_left) == (15, None, 0.4167, 35.0)
+
+
+def test_job_reads_json_lines_from_a_child_and_cancels():
+    # A real child: JSON lines through a pipe (and a bar on stderr, ignored), then Ctrl-C ends it.
     code = (
-        "import sys, time\n"
+        "import json, sys, time\n"
         "for i in range(1, 1000):\n"
-        "    sys.stderr.write(f'\\r{i}/999 [00:00, loss={1/i:.3f}, val=0.5]'); sys.stderr.flush()\n"
+        "    sys.stderr.write(f'\\r{i}step [00:00, loss=9.9]'); sys.stderr.flush()\n"
+        "    print(json.dumps({'event': 'step', 'step': i, 'steps': 999, 'minutes': None, 'elapsed': i / 50,\n"
+        "                      'progress': i / 999, 'losses': {'loss': 1 / i}, 'val': {'iou@0.3': 0.5}}),\n"
+        "          flush=True)\n"
         "    time.sleep(0.02)\n"
     )
     job = backend_process.Job([sys.executable, "-c", code], None)
-    for _ in range(300):
-        if job.progress.step >= 5:
-            break
+    deadline = time.time() + 30
+    while job.progress.step < 5 and time.time() < deadline:
         job.poll()
-        import time
-
         time.sleep(0.02)
     assert job.progress.step >= 5 and job.progress.total == 999 and job.progress.iou == 0.5
     job.cancel(grace=5)
     assert job.wait(timeout=10) != 0 and job.cancelled
-    assert math.isclose(job.progress.loss, 1 / job.progress.step, abs_tol=2e-3) or job.progress.loss < 0.2
+    assert job.progress.loss == pytest.approx(1 / job.progress.step) and job.progress.loss <= 0.2
+
+
+BACKEND_COMMANDS = {
+    "train": ["train", "paired", "--data", "{data}", "--out", "{out}"],
+    "evaluate": ["evaluate", "--checkpoint", "{run}", "--data", "{data}"],
+    "baseline": ["baseline", "mean-shape", "--data", "{data}", "--split", "test"],
+    "diagnose": ["diagnose", "--data", "{data}"],
+    "reconstruct": ["reconstruct", "{image}", "--checkpoint", "{run}", "--out", "{out}.obj"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(BACKEND_COMMANDS))
+def test_every_command_without_torch_says_what_to_do(run, tmp_path_factory, tmp_path, command):
+    bare = python_without_torch(tmp_path_factory)
+    where = {"data": run["data"], "run": run["run"], "image": run["images"]["chair"], "out": tmp_path / "o"}
+    argv = [a.format(**where) for a in BACKEND_COMMANDS[command]]
+    res = subprocess.run([bare, "-m", "voxlift", *argv], capture_output=True, text=True, timeout=120)
+    err = res.stderr.strip()
+    assert res.returncode == 1 and "\n" not in err and "Traceback" not in err, err
+    assert err.startswith(f"voxlift: error: voxlift {command} needs PyTorch, which {bare} cannot import")
+    assert "pip install torch==2.13.0" in err
+
+
+def test_reconstruct_warns_about_a_model_that_never_validated(run, tmp_path, monkeypatch, capsys):
+    """A run stopped before its first validation (only last.safetensors) still reconstructs, with a warning."""
+    stopped = tmp_path / "stopped"
+    interrupt_at(monkeypatch, "paired", 2)
+    with pytest.raises(KeyboardInterrupt):
+        train("paired", [*TINY, "--data", run["data"], "--out", stopped, "--steps", 50, "--val-every", 100])
+    assert (stopped / "last.safetensors").is_file() and not (stopped / "best.safetensors").exists()
+    capsys.readouterr()
+    out = tmp_path / "x.binvox"
+    image = str(run["images"]["chair"])
+    assert cli.main(["reconstruct", image, "--checkpoint", str(stopped), "--out", str(out)]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("voxlift: warning: ") and "\n" not in err
+    assert "step 2, before its first validation" in err and str(stopped) in err
+    assert cli.main(["reconstruct", image, "--checkpoint", str(run["run"]), "--out", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err  # a validated model: no warning
+
+
+def test_ctrl_c_says_resume_and_the_same_command_resumes(run, tmp_path):
+    command = [sys.executable, "-X", "faulthandler", "-m", "voxlift", "train", "paired", *map(str, TINY), "--data", str(run["data"]),
+               "--out", str(tmp_path / "run"), "--steps", "8", "--val-every", "100", "--progress", "json"]  # fmt: skip
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in child.stdout:  # the first step row: training has begun
+        if json.loads(line)["event"] == "step":
+            break
+    child.send_signal(signal.SIGINT)
+    try:
+        rest, err = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # show where it hangs (faulthandler dumps every thread on SIGABRT)
+        child.send_signal(signal.SIGABRT)
+        raise AssertionError(f"no exit after Ctrl-C:\n{child.communicate(timeout=60)[1][-6000:]}") from None
+    assert child.returncode == 130 and "voxlift: interrupted (run the same command again to resume)" in err
+    stopped = [json.loads(line) for line in rest.splitlines()][-1]
+    assert stopped["event"] == "end" and stopped["reason"] == "interrupted"
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    rows = [json.loads(line) for line in again.stdout.splitlines()]
+    assert rows[0]["event"] == "start" and rows[0]["resumed"] is True and rows[0]["step"] == stopped["step"]
+    assert rows[-1]["event"] == "end" and rows[-1]["reason"] == "done" and rows[-1]["step"] == 8
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 1 and "holds a finished run" in finished.stderr
+
+
+def test_ctrl_c_in_a_command_that_does_not_resume_says_only_interrupted(monkeypatch, capsys, run, tmp_path):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmd_reconstruct, "run", interrupted)
+    argv = ["reconstruct", str(run["images"]["chair"]), "--checkpoint", str(run["run"]), "--out", "x.obj"]
+    assert cli.main(argv) == 130
+    assert capsys.readouterr().err.strip() == "voxlift: interrupted"
+
+
+def test_pictures_too_small_to_show_an_object_are_one_line(run, tmp_path, capsys):
+    from voxlift.backend.framing import SMALLEST_SIDE
+    from voxlift.io.images import MIN_IMAGE_SIDE
+
+    assert MIN_IMAGE_SIDE == SMALLEST_SIDE  # one threshold, where pictures are read and where they are framed
+    for w, h in ((8, 8), (40, 15)):
+        small = tmp_path / f"small{w}x{h}.png"
+        write_png(small, np.full((h, w, 3), 200, np.uint8))
+        argv = ["reconstruct", str(small), "--checkpoint", str(run["run"]), "--out", str(tmp_path / "x.obj")]
+        err = one_error_line(capsys, argv)
+        assert f"{small}: {w}x{h} pixels is too small to show an object" in err and "16x16" in err
+    assert not list(tmp_path.glob("x.*"))
+
+
+def test_big_picture_is_prepared_quickly(run):
+    """A 12-megapixel photo: shrunk first, then framed; the whole preparation well under half a second."""
+    h, w = 3000, 4000
+    y, x = np.mgrid[0:h, 0:w]
+    photo = np.full((h, w, 3), 235, np.uint8)
+    photo[((x - 2000) / 1400) ** 2 + ((y - 1500) / 1100) ** 2 < 1] = (90, 70, 60)
+    predictor = reconstruct.get_predictor(run["run"], "cpu")
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        gray, alpha = reconstruct.network_inputs([photo], predictor)
+        times.append(time.perf_counter() - t0)
+    assert gray.shape == alpha.shape == (1, predictor.image_size, predictor.image_size)
+    assert 0.2 < alpha.mean() < 0.8  # the ellipse, framed
+    assert min(times) < 0.5, times
+
+
+BLEND_OPEN = """
+import json
+from bpy_extras.object_utils import world_to_camera_view
+from mathutils import Vector
+bpy.ops.wm.open_mainfile(filepath={path!r})
+scene = bpy.context.scene
+cam = scene.camera
+seen = []
+for obj in scene.objects:
+    if obj.type == "MESH":
+        corners = [world_to_camera_view(scene, cam, obj.matrix_world @ Vector(c)) for c in obj.bound_box]
+        seen.append(all(0 <= c.x <= 1 and 0 <= c.y <= 1 and c.z > 0 for c in corners))
+print(json.dumps({{"scene": scene.name, "objects": sorted(o.name for o in scene.objects),
+                   "camera": cam.name if cam else None, "lights": [o.name for o in scene.objects if o.type == "LIGHT"],
+                   "in_view": seen}}))
+"""
+
+
+def test_blend_output_opens_as_a_scene_with_camera_and_light(run, tmp_path, thr):
+    out = tmp_path / "both.blend"
+    images = [str(run["images"]["chair"]), str(run["images"]["table"])]
+    assert cli.main(["reconstruct", *images, "--checkpoint", str(run["run"]), "--threshold", thr,
+                     "--out", str(out)]) == 0  # fmt: skip
+    res = run_in_blender(BLEND_OPEN.format(path=str(out)), tmp_path, install=False)
+    assert "Library file" not in res.stdout + res.stderr  # opens as a scene, not as a library
+    o = last_json(res.stdout)
+    assert o["objects"] == ["Camera", "Sun", "chair", "table"] and o["camera"] == "Camera"
+    assert o["lights"] == ["Sun"] and o["in_view"] == [True, True]
 
 
 def test_without_pillow_blender_reads_the_image(tmp_path):
     # Blender's own Python has no Pillow: the CLI inside Blender hands JPEGs and the like to Blender.
     from PIL import Image
 
-    rgb = np.zeros((24, 32, 3), np.uint8)
-    rgb[4:20, 8:24] = (200, 120, 40)
+    rgb = np.zeros((40, 48, 3), np.uint8)
+    rgb[4:36, 8:40] = (200, 120, 40)
     Image.fromarray(rgb).save(tmp_path / "box.bmp")
     code = (
         "import sys, json; sys.modules['PIL'] = None\n"
@@ -288,7 +465,7 @@ def test_without_pillow_blender_reads_the_image(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["shape"] == [24, 32, 4] and np.array_equal(out["rgb"], rgb)  # rows top first, as Pillow's
+    assert out["shape"] == [40, 48, 4] and np.array_equal(out["rgb"], rgb)  # rows top first, as Pillow's
     blocked = code.replace("sys.modules['PIL'] = None", "sys.modules['PIL'] = sys.modules['bpy'] = None")
     res = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "neither Pillow nor Blender" in res.stderr and "box.bmp" in res.stderr

@@ -83,7 +83,9 @@ def make_bank(photo_dirs: list[Path]) -> np.ndarray:
     for path in sorted(world_hdri_dir().glob("*.exr")):
         tiles += crops(to_display_gray(read_rgb(path), linear=True), CROPS_PER_PANORAMA, rng, True)
     for folder in photo_dirs:
-        for path in sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        for path in sorted(
+            p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+        ):
             tiles += crops(to_display_gray(read_rgb(path), linear=False), CROPS_PER_PHOTO, rng, False)
     rows = -(-len(tiles) // COLUMNS)
     atlas = np.zeros((rows * TILE, COLUMNS * TILE), np.uint8)
@@ -96,9 +98,13 @@ def make_bank(photo_dirs: list[Path]) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     from ..dataset_tools.png import write_png
 
-    p = argparse.ArgumentParser(prog="python -m voxlift.blender.backgrounds", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m voxlift.blender.backgrounds", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--out", required=True, help="the atlas PNG to write")
-    p.add_argument("--from", dest="photos", nargs="*", default=[], help="folders of JPEG/PNG photographs to add")
+    p.add_argument(
+        "--from", dest="photos", nargs="*", default=[], help="folders of JPEG/PNG photographs to add"
+    )
     args = p.parse_args(argv)
     atlas, n = make_bank([Path(d) for d in args.photos])
     write_png(args.out, atlas)

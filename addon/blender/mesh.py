@@ -161,7 +161,8 @@ def threshold_property(**kw):
     """The occupancy threshold, the same wherever it is set (panel, object settings)."""
     return bpy.props.FloatProperty(
         name="Threshold",
-        description="Probability above which a voxel counts as filled",
+        description="Probability above which a voxel counts as filled: lower keeps more of what the model "
+        "is unsure of, higher only what it is sure of",
         default=meshing.DEFAULT_THRESHOLD,
         min=THRESHOLD_MIN,
         max=THRESHOLD_MAX,
@@ -180,7 +181,11 @@ def greedy_property(**kw):
 
 def mode_property(**kw):
     return bpy.props.EnumProperty(
-        name="Mesh", items=meshing.MODE_ITEMS, default=meshing.MODE_ITEMS[0][0], **kw
+        name="Mesh",
+        description="How the grid becomes a mesh: voxel cubes, or a smooth surface through the probabilities",
+        items=meshing.MODE_ITEMS,
+        default=meshing.MODE_ITEMS[0][0],
+        **kw,
     )
 
 

@@ -1,8 +1,13 @@
-"""The add-on's preferences: is PyTorch there, Install PyTorch, or a Python environment to run the backend in.
+"""The add-on's preferences: is PyTorch there, Install PyTorch, or a Python environment to run the backend in;
+where trained runs go.
 
 Torch is looked for in a child process of the Python that would run the backend (importing it into
 Blender just to look would be slow and could not be undone). "Install PyTorch" pip-installs torch (CPU or
-CUDA build) into a folder of the extension's user directory; it needs Blender's online access to be on.
+CUDA build) and the backend's packages, pinned (torch_install.py), into a folder of the extension's user
+directory; it needs Blender's online access to be on. That folder goes when the extension is uninstalled,
+which is right for packages but not for trained models: Blender's uninstall removes the extension's user
+directory (extensions/.user/REPO/voxlift), so runs go to Blender's user data files
+(`datafiles/voxlift/runs`), or to the Runs folder set here, both kept.
 """
 
 from __future__ import annotations
@@ -10,15 +15,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import bpy
 
-from .. import backend_process
+from .. import backend_process, torch_install
 from ..dataset_tools.errors import VoxliftError
 from . import ADDON_PACKAGE
 
-TORCH_PACKAGES = ["torch", "safetensors", "tqdm", "tensorboard"]
-INDEX = {"CPU": "https://download.pytorch.org/whl/cpu", "CUDA": "https://download.pytorch.org/whl/cu126"}
+RUNS_SUBFOLDER = "voxlift/runs"  # in Blender's user data files: kept when the extension is uninstalled
 
 _status: dict = {}  # probe result of the backend last checked, with "key" = (python, paths)
 _install: dict = {"job": None, "error": "", "done": False}
@@ -40,6 +45,14 @@ def torch_site(create: bool = True) -> str | None:
         return bpy.utils.extension_path_user(package_name(), path="site-packages", create=create)
     except (ValueError, AttributeError):  # not running as an extension
         return None
+
+
+def runs_root(context=None) -> Path:
+    """Where the Train panel puts new runs: the preferences' Runs folder, else Blender's user data files."""
+    prefs = get_prefs(context)
+    if prefs is not None and prefs.runs_folder:
+        return Path(bpy.path.abspath(prefs.runs_folder))
+    return Path(bpy.utils.user_resource("DATAFILES", path=RUNS_SUBFOLDER, create=True))
 
 
 def current_backend(context=None) -> backend_process.Backend:
@@ -118,25 +131,9 @@ def _poll_check():
 
 
 def pip_command(variant: str, target: str) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--upgrade",
-        "--no-warn-script-location",
-        "--disable-pip-version-check",
-        "--target",
-        target,
-        "--index-url",
-        INDEX[variant],
-        "--extra-index-url",
-        "https://pypi.org/simple",
-        *TORCH_PACKAGES,
-    ]
-    if _pip_has_raw_progress():
-        cmd[4:4] = ["--progress-bar", "raw"]
-    return cmd
+    """The pinned pip command (torch_install.py), its constraints file written beside `target`."""
+    constraints = torch_install.write_constraints(Path(target).parent)
+    return torch_install.pip_command(variant, target, constraints, sys.executable, _pip_has_raw_progress())
 
 
 def _pip_has_raw_progress() -> bool:
@@ -144,10 +141,9 @@ def _pip_has_raw_progress() -> bool:
         out = subprocess.run(
             [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, timeout=60
         ).stdout
-        major, minor = (int(x) for x in out.split()[1].split(".")[:2])
-        return (major, minor) >= (24, 1)
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+    except (OSError, subprocess.SubprocessError):
         return False
+    return torch_install.pip_has_raw_progress(out)
 
 
 class VOXLIFT_OT_install_torch(bpy.types.Operator):
@@ -201,6 +197,7 @@ def _poll_install():
     _install["job"] = None
     if rc == 0:
         _install["done"] = True
+        torch_install.remove_shared(torch_site())  # Blender's own numpy is the one used
         backend_process.add_to_sys_path(torch_site())
         check_torch()
     else:
@@ -219,13 +216,25 @@ class VoxliftPreferences(bpy.types.AddonPreferences):
     )
     install_variant: bpy.props.EnumProperty(
         name="Build",
+        description="Which PyTorch Install PyTorch downloads",
         items=[
             ("CPU", "CPU", "CPU only (smaller download)"),
             ("CUDA", "CUDA", "NVIDIA GPUs (CUDA 12.6 build, large download)"),
         ],
         default="CPU",
     )
-    device: bpy.props.EnumProperty(name="Device", items=backend_process.DEVICE_ITEMS, default="auto")
+    device: bpy.props.EnumProperty(
+        name="Device",
+        description="Where Reconstruct runs the model",
+        items=backend_process.DEVICE_ITEMS,
+        default="auto",
+    )
+    runs_folder: bpy.props.StringProperty(
+        name="Runs folder",
+        subtype="DIR_PATH",
+        description="Where the Train panel puts new runs (empty: Blender's user data files, "
+        "datafiles/voxlift/runs); runs stay when the extension is uninstalled",
+    )
     last_checkpoint: bpy.props.StringProperty(
         name="Last trained model",
         subtype="FILE_PATH",
@@ -266,6 +275,9 @@ class VoxliftPreferences(bpy.types.AddonPreferences):
         elif _install.get("done"):
             box.label(text="PyTorch installed", icon="CHECKMARK")
         layout.prop(self, "device")
+        layout.prop(self, "runs_folder")
+        if not self.runs_folder:
+            layout.label(text=f"Runs go to {runs_root()}", icon="INFO")
         layout.prop(self, "last_checkpoint")
 
 

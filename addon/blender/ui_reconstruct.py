@@ -2,7 +2,7 @@
 
 The image is the one picked in the panel (by default the image shown in an Image Editor), an image file, or
 the current render result. Preprocessing (gray, background or alpha removal, framing like the renderings)
-happens next to the model (reconstruct.py, backend/predict.py prepare_image), in this process when torch
+happens next to the model (reconstruct.py, backend/framing.py), in this process when torch
 imports here, else in the Python environment set in the preferences. The new object sits at the 3D cursor,
 named after the image, selected and active; it keeps its probabilities, so its threshold and mesh mode
 change without running the network again (the "Active object" box, or the object's `voxlift` settings).
@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import reconstruct
 from ..dataset_tools.errors import VoxliftError
-from ..io.images import check_image, check_image_file
+from ..io.images import check_image_file
 from . import images, prefs
 from . import mesh as blender_mesh
 
@@ -48,20 +48,22 @@ def image_in_editor(context) -> bpy.types.Image | None:
 
 
 def gather_input(context, settings) -> tuple[np.ndarray, str, float]:
-    """(pixels, object name, azimuth of the view) for the panel's chosen source."""
+    """(pixels, object name, azimuth of the view) for the panel's chosen source: the values its file holds
+    (images.py), already shrunk to what the model's framing needs (a big photo never blocks Blender)."""
+    small = reconstruct.PREPARED_MAX_SIDE
     if settings.source == "RENDER":
-        return images.render_result_pixels(context.scene), "Render", camera_azimuth(context.scene)
+        return images.render_result_pixels(context.scene, small), "Render", camera_azimuth(context.scene)
     if settings.source == "FILE":
         if not settings.filepath:
             raise VoxliftError("no image file chosen in the Reconstruct panel")
         path = check_image_file(bpy.path.abspath(settings.filepath))
-        return images.file_pixels(path), path.stem, settings.azimuth
+        return images.file_pixels(path, small), path.stem, settings.azimuth
     img = settings.image or image_in_editor(context)
     if img is None:
         raise VoxliftError(
             "no image: open one in an Image Editor, or pick an image or a file in the Reconstruct panel"
         )
-    return images.image_pixels(img), Path(img.name).stem or img.name, settings.azimuth
+    return images.image_pixels(img, small), Path(img.name).stem or img.name, settings.azimuth
 
 
 def checkpoint_of(settings, context) -> str:
@@ -92,7 +94,6 @@ class VOXLIFT_OT_reconstruct(bpy.types.Operator):
         try:
             ckpt = checkpoint_of(settings, context)
             pixels, name, azimuth = gather_input(context, settings)
-            pixels = check_image(pixels, name)
             p = prefs.get_prefs(context)
             probs, viewer_centred = reconstruct.predict(
                 [pixels], ckpt, p.device if p else "auto", prefs.current_backend(context)
@@ -116,6 +117,9 @@ class VOXLIFT_OT_reconstruct(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         settings.last_seconds = time.perf_counter() - t0
+        warning = reconstruct.checkpoint_warning(ckpt)
+        if warning:
+            self.report({"WARNING"}, warning)
         self.report(
             {"INFO"},
             f"{obj.name}: {grid.shape[0]}³ grid, {len(obj.data.polygons)} faces in "
@@ -143,6 +147,7 @@ class VOXLIFT_OT_remesh(bpy.types.Operator):
 class VoxliftReconstructSettings(bpy.types.PropertyGroup):
     source: bpy.props.EnumProperty(
         name="Input",
+        description="Where the picture to reconstruct comes from",
         items=[
             ("IMAGE", "Image", "An image in Blender (default: the one in an Image Editor)"),
             ("FILE", "File", "An image file"),
@@ -150,8 +155,16 @@ class VoxliftReconstructSettings(bpy.types.PropertyGroup):
         ],
         default="IMAGE",
     )
-    image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image)
-    filepath: bpy.props.StringProperty(name="File", subtype="FILE_PATH")
+    image: bpy.props.PointerProperty(
+        name="Image",
+        type=bpy.types.Image,
+        description="The image to reconstruct (empty: the one shown in an Image Editor)",
+    )
+    filepath: bpy.props.StringProperty(
+        name="File",
+        subtype="FILE_PATH",
+        description="An image file to reconstruct (PNG, JPEG, ...: anything Blender opens)",
+    )
     checkpoint: bpy.props.StringProperty(
         name="Model",
         subtype="FILE_PATH",

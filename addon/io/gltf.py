@@ -1,5 +1,5 @@
 """A minimal glTF 2.0 binary (.glb) writer in numpy: one mesh (positions and triangle indices) and one plain
-material. glTF is Y up: the scene's Z-up coordinates (x, y, z) are stored as (x, z, -y)."""
+material. glTF is Y up: the scene's Z-up coordinates (x, y, z) are stored as (x, z, -y) (axes.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import struct
 import numpy as np
 
 from ..dataset_tools.fileio import atomic_write_bytes
+from .axes import z_up_to_y_up
 from .constants import (
     GENERATOR,
     GLB_ALIGNMENT,
@@ -30,12 +31,6 @@ from .constants import (
     ComponentType,
     PrimitiveMode,
 )
-
-
-def z_up_to_y_up(vertices: np.ndarray) -> np.ndarray:
-    """Blender's Z-up (x, y, z) as glTF's Y-up (x, z, -y), float32 [V, 3]."""
-    v = np.asarray(vertices, dtype=np.float32).reshape(-1, 3)
-    return np.ascontiguousarray(np.stack([v[:, 0], v[:, 2], -v[:, 1]], axis=1), dtype=np.float32)
 
 
 def gltf_document(positions: np.ndarray, index_count: int, name: str) -> dict:

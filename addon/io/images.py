@@ -15,8 +15,14 @@ import numpy as np
 from ..dataset_tools.errors import VoxliftError
 
 MAX_IMAGE_PIXELS = 50_000_000  # a 7000x7000 photo; reconstruct downsamples everything to the model's input
-MIN_IMAGE_SIDE = 8  # pixels: anything smaller holds no furniture worth reconstructing
+# Pixels on the short side below which a picture cannot show an object: backend/framing.py's SMALLEST_SIDE
+# (one threshold; tests check they agree), checked here first so a tiny picture is one clear line before
+# any reading, shrinking or model loading.
+MIN_IMAGE_SIDE = 16
+MIN_ARRAY_SIDE = 8  # what the loader takes as an image at all (smaller: "not an image array")
 GRAY_ALPHA, RGB, RGBA = 2, 3, 4  # channel counts
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # Pillow's modes of 16-bit gray files
+UINT16_MAX = 65535
 
 ImageReader = Callable[[Path], np.ndarray]
 
@@ -69,6 +75,8 @@ def _load_with_pillow(p: Path) -> np.ndarray:
                     f"({MAX_IMAGE_PIXELS} pixels); scale the image down first"
                 )
             im.load()
+            if im.mode in SIXTEEN_BIT_MODES:  # convert("RGB") would clip 16-bit gray at 255
+                return np.asarray(im, dtype=np.float32) / UINT16_MAX
             return np.asarray(
                 im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
             )
@@ -78,14 +86,24 @@ def _load_with_pillow(p: Path) -> np.ndarray:
         raise VoxliftError(f"{p}: not an image this voxlift can read ({exc})") from None
 
 
+def check_size(height: int, width: int, name) -> None:
+    """VoxliftError for a picture too small to show an object (what reconstructing checks; the loader
+    itself reads any image, so it can be looked at or scaled up)."""
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise VoxliftError(
+            f"{name}: {width}x{height} pixels is too small to show an object; voxlift needs at least "
+            f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}"
+        )
+
+
 def check_image(a: np.ndarray, name) -> np.ndarray:
     """An image array as [H, W] gray or [H, W, 3|4]; VoxliftError naming `name` for anything else."""
     a = np.asarray(a)
     channels_ok = a.ndim == 2 or (a.ndim == 3 and 1 <= a.shape[2] <= RGBA)
-    if not channels_ok or min(a.shape[:2]) < MIN_IMAGE_SIDE:
+    if not channels_ok or min(a.shape[:2]) < MIN_ARRAY_SIDE:
         raise VoxliftError(
             f"{name}: not an image array (shape {a.shape}; expected HxW, HxWx3 or HxWx4, at least "
-            f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels)"
+            f"{MIN_ARRAY_SIDE}x{MIN_ARRAY_SIDE} pixels)"
         )
     if a.dtype.kind not in "uif" or (a.dtype.kind == "f" and not np.isfinite(a).all()):
         raise VoxliftError(f"{name}: image values must be finite numbers (dtype {a.dtype})")
@@ -94,3 +112,34 @@ def check_image(a: np.ndarray, name) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     return a
+
+
+def _scale(dtype: np.dtype) -> np.float32:
+    """What one unit of a pixel type is worth in [0, 1]."""
+    return np.float32(1 / 255 if dtype == np.uint8 else 1 / UINT16_MAX if dtype == np.uint16 else 1)
+
+
+def unit_float(a: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in [0, 1]: 8- and 16-bit integers scaled by their range, floats as they are."""
+    a = np.asarray(a)
+    if a.dtype in (np.uint8, np.uint16):
+        return a.astype(np.float32) * _scale(a.dtype)
+    return a.astype(np.float32, copy=False)
+
+
+def downsample(a: np.ndarray, max_side: int) -> np.ndarray:
+    """`a` [H, W] or [H, W, C] shrunk by a whole factor k (box filter: each output pixel the mean of k x k)
+    so that its longer side is at most `max_side`; float32 in [0, 1] (see unit_float). A 4000x3000 photo
+    takes about 0.1 s: the rows are summed first (contiguous, straight from the pixel type), then the columns
+    of the k times smaller rest."""
+    a = np.asarray(a)
+    h, w = a.shape[:2]
+    # ceil, but never so far that a picture big enough to show an object becomes too small (a panorama)
+    k = min(-(-max(h, w) // max_side), max(1, min(h, w) // MIN_IMAGE_SIDE))
+    if k <= 1:
+        return unit_float(a)
+    hh, ww = h // k, w // k
+    rest = a.shape[2:]
+    rows = a[: hh * k].reshape(hh, k, w, *rest).sum(axis=1, dtype=np.float32)
+    blocks = rows[:, : ww * k].reshape(hh, ww, k, *rest).sum(axis=2, dtype=np.float32)
+    return blocks * (_scale(a.dtype) / np.float32(k * k))
