@@ -243,8 +243,8 @@ class _Run:
             check_in_step(self.model.networks(), self.ctx.world, self.out)
             if validated_at != self.step:
                 self.validate_and_save()
-            else:
-                self.save_last()  # the time the run really took: a finished run reads as finished
+            elif self.budget.seconds:
+                self.save_last()  # the time the run really took: a finished timed run reads as finished
             self.report.end("done")
         except KeyboardInterrupt:
             self.save_last()  # the same command continues from here

@@ -1,6 +1,6 @@
 """The mask head: where the object is in a picture that has no alpha (a user's photo), so it can be framed.
 
-    MaskNet()   [B, 1, S, S] pictures in [-1, 1] -> mask logits [B, 1, S, S]
+    MaskNet(width)   [B, 1, S, S] pictures in [-1, 1] -> mask logits [B, 1, S, S]
 
 A small U-Net: three stride-2 stages down to S/8, back up with the skipped features at each side, so that a
 thin chair leg keeps its pixels. It is trained on the pictures compositing.py makes (the object anywhere, at
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-WIDTHS = (16, 32, 64)  # channels at S/2, S/4, S/8
+STAGES = 3  # stride-2 stages: channels width, 2 width, 4 width at S/2, S/4, S/8
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -25,9 +25,10 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class MaskNet(nn.Module):
-    def __init__(self, widths: tuple[int, ...] = WIDTHS):
+    def __init__(self, width: int = 16):
         super().__init__()
-        chans = (8, *widths)
+        widths = tuple(width << k for k in range(STAGES))
+        chans = (max(1, width // 2), *widths)
         self.stem = _block(1, chans[0])
         self.down = nn.ModuleList(_block(chans[k], chans[k + 1], stride=2) for k in range(len(widths)))
         self.up = nn.ModuleList(

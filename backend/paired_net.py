@@ -36,7 +36,7 @@ class PairedNet(nn.Module):
     ):
         super().__init__()
         # the mask head (mask_net.py) finds the object in pictures without alpha, before they are framed
-        self.mask_net = MaskNet() if mask_head else None
+        self.mask_net = MaskNet(encoder_width) if mask_head else None
         self.encoder = ImageEncoder(image_size, latent_dim, encoder_width, norm)
         self.decoder = VoxelDecoder(resolution, latent_dim, decoder_width, norm, head=decoder_head)
         # channels-last 3D activations: on the CPU the 3D convolutions run several times faster so (a Conv3d
