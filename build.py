@@ -94,6 +94,12 @@ def cmd_demo(args: list[str]) -> int:
     return subprocess.run([str(PY), "-m", "voxlift.demo", *args], cwd=ROOT).returncode
 
 
+def cmd_starter(args: list[str]) -> int:
+    setup()
+    script = ROOT / "tests" / "benchmarks" / "train_starter.py"
+    return subprocess.run([str(PY), str(script), *args], cwd=ROOT, check=False).returncode
+
+
 def build_zip() -> Path:
     """The Blender 4.2+ extension: manifest and addon/ at the zip's root, backend/ and dataset_tools/
     inside it, so that the package imports as `voxlift` (pip) or `bl_ext.<repo>.voxlift` (Blender) alike."""
@@ -182,7 +188,7 @@ def main(argv: list[str]) -> int:
         return subprocess.run(
             [str(PY), "-m", "voxlift.blender.backgrounds", "--out", str(bank)], check=False
         ).returncode
-    handlers = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench}
+    handlers = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench, "starter": cmd_starter}
     if cmd not in handlers:
         print(__doc__)
         return 2

@@ -24,6 +24,7 @@ from ..dataset_tools.fileio import atomic_write_bytes  # temp file + fsync + os.
 
 META_KEY = "voxlift"
 BEST, LAST, CONFIG = "best.safetensors", "last.safetensors", "config.json"
+HALF = (torch.float16, torch.bfloat16)
 
 
 def write_config(run_dir: Path, config: dict) -> None:
@@ -100,6 +101,9 @@ def load_module_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor],
     """Load the `prefix`-ed tensors into `module`; a missing, extra or wrong-shaped tensor is a VoxliftError."""
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     own = module.state_dict()
+    for k, v in state.items():  # weights shipped in half precision (the starter model) load into float32
+        if k in own and v.dtype in HALF and own[k].dtype == torch.float32:
+            state[k] = v.float()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]

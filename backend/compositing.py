@@ -45,9 +45,9 @@ class PictureConfig:
     """How far training pictures stray from the renderings. `kinds`: each background kind's share."""
 
     kinds: tuple[float, ...] = (0.25, 0.12, 0.12, 0.08, 0.08, 0.35)  # in BACKGROUND_KINDS' order
-    photometric: float = 0.6  # share of pictures given another exposure, contrast and gamma
-    blur: float = 0.3  # share blurred (sigma up to 1.2 px at the network's size)
-    noise: float = 0.3  # share given sensor noise (sigma up to 0.04)
+    photometric: float = 0.4  # share of pictures given another exposure, contrast and gamma
+    blur: float = 0.2  # share blurred (sigma up to 1.2 px at the network's size)
+    noise: float = 0.2  # share given sensor noise (sigma up to 0.04)
 
 
 def _rand(b: int, gen: torch.Generator, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
@@ -72,6 +72,23 @@ def warp(img: torch.Tensor, alpha: torch.Tensor, background: float, scale, shift
     return both[:, 0] + background, both[:, 1]
 
 
+def bbox_framing(alpha: torch.Tensor, fill: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) for `warp` that frame each alpha's bounding box as framing.frame_picture frames a user's
+    picture: its longest side `fill` of the picture's side, its centre in the middle. alpha [B, S, S]."""
+    b, s = alpha.shape[0], alpha.shape[-1]
+    on = alpha > 0.5
+    rows, cols = on.any(2).float(), on.any(1).float()  # [B, S]: which rows / columns hold the object
+    idx = torch.arange(s, dtype=torch.float32, device=alpha.device)
+    has = rows.sum(1) > 0
+    y0 = torch.where(has, (idx + (1 - rows) * s).min(1).values, torch.zeros(b))
+    y1 = torch.where(has, (idx * rows).max(1).values + 1, torch.full((b,), float(s)))
+    x0 = torch.where(has, (idx + (1 - cols) * s).min(1).values, torch.zeros(b))
+    x1 = torch.where(has, (idx * cols).max(1).values + 1, torch.full((b,), float(s)))
+    scale = fill * s / torch.maximum(x1 - x0, y1 - y0)
+    centre = torch.stack([(x0 + x1) / s - 1, (y0 + y1) / s - 1], 1)  # normalised, as affine_grid's x, y
+    return scale.cpu(), (-scale[:, None] * centre / 2).cpu()
+
+
 def _photo(b: int, s: int, gen: torch.Generator, bank: torch.Tensor) -> torch.Tensor:
     """Random crops of the bank's photographs, flipped at random, resized to s, with their own exposure."""
     tiles = bank[torch.randint(0, len(bank), (b,), generator=gen)].float().unsqueeze(1) / 255.0
@@ -89,9 +106,13 @@ def _photo(b: int, s: int, gen: torch.Generator, bank: torch.Tensor) -> torch.Te
 def _noise(b: int, s: int, gen: torch.Generator) -> torch.Tensor:
     """Value noise over three octaves: blotchy texture like a carpet, a wall or foliage out of focus."""
     out = torch.zeros(b, 1, s, s)
+    blocky = bool(torch.rand(1, generator=gen) < 0.5)  # smooth blotches, or tiles and pixels
     for cells, weight in ((4, 0.5), (12, 0.3), (s // 2, 0.2)):
         coarse = torch.rand(b, 1, cells, cells, generator=gen)
-        out += weight * F.interpolate(coarse, size=(s, s), mode="bilinear", align_corners=False)
+        if blocky:
+            out += weight * F.interpolate(coarse, size=(s, s), mode="nearest")
+        else:
+            out += weight * F.interpolate(coarse, size=(s, s), mode="bilinear", align_corners=False)
     contrast = _rand(b, gen, 0.5, 2.0).view(b, 1, 1)
     return ((out[:, 0] - 0.5) * contrast + _rand(b, gen, 0.25, 0.75).view(b, 1, 1)).clamp(0, 1)
 
@@ -163,8 +184,9 @@ def picture(
     img, alpha, render_level: float, scale, shift, cfg: PictureConfig, gen, bank
 ) -> tuple[torch.Tensor, ...]:
     """Renderings [B, s, s] (gray, alpha in [0, 1]) -> (pictures, their alpha): the object moved by
-    (scale, shift), a new background behind it, the photometric changes over all."""
-    img, alpha = warp(img, alpha, render_level, scale, shift)
+    (scale, shift) (None: left where it is), a new background behind it, the photometric changes over all."""
+    if scale is not None:
+        img, alpha = warp(img, alpha, render_level, scale, shift)
     kinds = torch.multinomial(
         torch.tensor(cfg.kinds, dtype=torch.float32), len(img), replacement=True, generator=gen
     )
@@ -172,3 +194,34 @@ def picture(
     # the rendering is object * alpha + render_level * (1 - alpha): swap the level for the new background
     out = img + (bg - render_level) * (1 - alpha)
     return photometric(out, cfg, gen), alpha
+
+
+@dataclass
+class MaskErrors:
+    """How far the object's mask found at use (by the mask model, or the border colour) strays from the truth."""
+
+    share: float = 0.4  # pictures whose mask is not exact
+    radius: int = 2  # largest dilation or erosion, in pixels of the network's input
+    blur: float = 1.0  # largest softening of the mask's edge (sigma, pixels)
+
+
+def found_mask(alpha: torch.Tensor, cfg: MaskErrors, gen: torch.Generator) -> torch.Tensor:
+    """A mask such as inference finds for `alpha` [B, s, s]: grown (background leaks in) or shrunk (the
+    object's rim is lost) by up to `radius` pixels, with a softened edge; exact for 1 - share of them."""
+    b = alpha.shape[0]
+    out = alpha.clone()
+    wrong = torch.rand(b, generator=gen) < cfg.share
+    radius = torch.randint(1, cfg.radius + 1, (b,), generator=gen)
+    grow = torch.rand(b, generator=gen) < 0.5
+    for r in range(1, cfg.radius + 1):
+        for g in (True, False):
+            pick = wrong & (radius == r) & (grow == g)
+            if pick.any():
+                x = alpha[pick].unsqueeze(1)
+                k = 2 * r + 1
+                moved = F.max_pool2d(x, k, 1, r) if g else -F.max_pool2d(-x, k, 1, r)
+                out[pick] = moved[:, 0]
+    sigma = torch.rand(b, generator=gen) * cfg.blur * wrong
+    if (sigma > 0).any():
+        out = _blur(out, sigma.to(out.device))
+    return out.clamp(0, 1)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..dataset_tools.dataset import Dataset, open_dataset
-from .compositing import PictureConfig
+from .compositing import MaskErrors, PictureConfig
 
 # ---------------------------------------------------------------------------------------------- rotation
 
@@ -231,19 +231,27 @@ def eval_batches(dataset: ViewDataset, batch_size: int):
 # ---------------------------------------------------------------------------------------------- augmentation
 
 
+MASK_STREAM = 7919  # the mask pictures' draws are their own stream (ints hash the same in every process)
+
+
 @dataclass
 class AugmentConfig:
     viewer_centred: bool = True
     background: float = 1.0  # the renderer's background level in [0, 1] (measured from the dataset)
+    # "bbox": every picture framed by its object's bounding box (longest side `fill`, centred), as users'
+    # pictures are framed (framing.py), so training and use see the same; "render": as the renderer framed it
+    framing: str = "render"
+    fill: float = 0.75
     pictures: bool = (
         True  # new backgrounds, exposure, blur and noise (compositing.py); False: renderings as they are
     )
     shift: float = 0.05  # largest shift, as a share of the image side
     scale: float = 0.08  # largest relative change of size
     picture: PictureConfig = field(default_factory=PictureConfig)
+    mask_errors: MaskErrors = field(default_factory=MaskErrors)
     bank: str | None = None  # background bank PNG (None: the shipped one; "none": no photographs)
-    # the mask head's pictures: the object anywhere and at any size, as in a user's photo before framing
-    mask_scale: tuple[float, float] = (0.3, 1.15)
+    # the mask model's pictures: the object anywhere and at any size, as in a user's photo before framing
+    mask_scale: tuple[float, float] = (0.45, 1.15)
     mask_shift: float = 0.3
 
 
@@ -254,8 +262,8 @@ def prepare_input(images: torch.Tensor) -> torch.Tensor:
 
 
 class Augment:
-    """Turns a loader batch into (input [B, 1, S, S], target [B, R, R, R] float) on `device`; with
-    `masks=True` also (pictures [B, 1, S, S], their alpha [B, 1, S, S]) for the mask head."""
+    """Turns a loader batch into (input [B, 1, S, S], target [B, R, R, R] float) on `device`, and makes the
+    mask model's pictures (`mask_pictures`)."""
 
     def __init__(self, config: AugmentConfig, seed: int = 0):
         self.config, self.seed = config, seed
@@ -280,39 +288,70 @@ class Augment:
         step: int | None = None,
         train: bool = True,
         size: int | None = None,
-        masks: bool = False,
-    ):
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`size`: the network's input size; larger images are shrunk first (area), so the warps and
         backgrounds work on the pixels the network sees (4x fewer at 128 -> 64 px)."""
         cfg = self.config
         img, alpha = self._images(batch, device, size)
         vox = batch["voxels"].to(device, non_blocking=True).float()
         target = to_viewer_frame(vox, batch["azimuth"]) if cfg.viewer_centred else vox
+        b = img.shape[0]
+        framed = cfg.framing == "bbox"
+        if framed:
+            from .compositing import bbox_framing
+
+            scale0, shift0 = bbox_framing(alpha, cfg.fill)
         if not train:
+            if framed:
+                from .compositing import warp
+
+                img = warp(img, alpha, cfg.background, scale0, shift0)[0]
             return (img * 2 - 1).unsqueeze(1), target
         gen = torch.Generator().manual_seed(hash((self.seed, step)) & 0x7FFFFFFF)
-        b = img.shape[0]
-        scale = 1 + (torch.rand(b, generator=gen) * 2 - 1) * cfg.scale
+        if cfg.pictures:
+            img, alpha = self._as_found(img, alpha, gen)
+            if framed:  # framed by the mask found, as at use
+                from .compositing import bbox_framing
+
+                scale0, shift0 = bbox_framing(alpha, cfg.fill)
+        jitter = 1 + (torch.rand(b, generator=gen) * 2 - 1) * cfg.scale
         shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * cfg.shift
-        x = self._picture(img, alpha, scale, shift, gen)[0]
-        out = ((x * 2 - 1).unsqueeze(1), target)
-        if masks:
-            lo, hi = cfg.mask_scale
-            scale = lo + (hi - lo) * torch.rand(b, generator=gen)
-            shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * cfg.mask_shift
-            pictures, mask = self._picture(img, alpha, scale, shift, gen, always=True)
-            out += ((pictures * 2 - 1).unsqueeze(1), mask.unsqueeze(1))
-        return out
-
-    def _picture(self, img, alpha, scale, shift, gen, always: bool = False):
-        cfg = self.config
-        if cfg.pictures or always:
-            from .compositing import picture
-
-            return picture(img, alpha, cfg.background, scale, shift, cfg.picture, gen, self.bank)
+        scale = jitter * scale0 if framed else jitter
+        if framed:
+            shift = shift + jitter[:, None] * shift0
         from .compositing import warp
 
-        return warp(img, alpha, cfg.background, scale, shift)
+        x = warp(img, alpha, cfg.background, scale, shift)[0]
+        return (x * 2 - 1).unsqueeze(1), target
+
+    def mask_pictures(self, batch: dict, device, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mask model's training pictures, size x size: the object anywhere and at any size on a new
+        background, as in a user's photo before it is framed: (pictures [B, 1, s, s] in [-1, 1], alpha)."""
+        cfg = self.config
+        img, alpha = self._images(batch, device, size)
+        gen = torch.Generator().manual_seed(hash((self.seed, step, MASK_STREAM)) & 0x7FFFFFFF)
+        b = img.shape[0]
+        lo, hi = cfg.mask_scale
+        scale = lo + (hi - lo) * torch.rand(b, generator=gen)
+        shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * cfg.mask_shift
+        pictures, mask = self._picture(img, alpha, scale, shift, gen)
+        return (pictures * 2 - 1).unsqueeze(1), mask.unsqueeze(1)
+
+    def _as_found(self, img, alpha, gen):
+        """What the network sees at use, made from a rendering: a user's picture of it (compositing.picture),
+        cut out with the mask that inference would find (errors and all) and put on the training background."""
+        from .compositing import found_mask, picture
+
+        cfg = self.config
+        pic, _ = picture(img, alpha, cfg.background, None, None, cfg.picture, gen, self.bank)
+        found = found_mask(alpha, cfg.mask_errors, gen)
+        return pic * found + cfg.background * (1 - found), found
+
+    def _picture(self, img, alpha, scale, shift, gen):
+        """The mask model's pictures: the object moved and scaled, on a new background."""
+        from .compositing import picture
+
+        return picture(img, alpha, self.config.background, scale, shift, self.config.picture, gen, self.bank)
 
 
 # ---------------------------------------------------------------------------------------------- statistics

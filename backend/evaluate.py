@@ -1,6 +1,6 @@
 """`voxlift evaluate`: a checkpoint's reconstructions of every view of a split, scored against the true grids.
 
-    voxlift evaluate --checkpoint RUN_OR_FILE --data DATASET [--split test] [--json]
+    voxlift evaluate [--checkpoint RUN_OR_FILE] --data DATASET [--split test] [--json] [--threshold T]
                      [--save-predictions FILE.npz]
 
 Scores are computed in the dataset's object frame: a viewer-centred prediction is turned back by its view's
@@ -28,7 +28,8 @@ from .metrics import THRESHOLDS, Scores, format_table, fscore, iou, metric_names
 
 def add_arguments(p) -> None:
     p.add_argument(
-        "--checkpoint", required=True, help="a run folder (its best checkpoint) or a .safetensors file"
+        "--checkpoint",
+        help="a run folder (its best checkpoint) or a .safetensors file (default: the starter model voxlift ships)",
     )
     add_data_arguments(p)
     p.add_argument("--save-predictions", metavar="FILE.npz", help="save object-frame probabilities (float16)")
@@ -38,7 +39,6 @@ def add_arguments(p) -> None:
         help="decision threshold of the `iou` column (default: the model's own, chosen on validation)",
     )
     add_device_argument(p)
-    p.add_argument("--batch-size", type=int, default=64)
 
 
 def add_data_arguments(p) -> None:
@@ -104,8 +104,9 @@ def report(result: dict, as_json: bool, title: str) -> None:
 def run(args) -> int:
     from .distribution_metrics import prediction_scores
     from .predict import load_predictor, to_object_frame
+    from .starter import checkpoint_or_starter
 
-    predictor = load_predictor(args.checkpoint, args.device)
+    predictor = load_predictor(checkpoint_or_starter(args.checkpoint), args.device)
     ds = open_dataset(args.data)
     if ds.resolution != predictor.resolution:
         raise VoxliftError(
@@ -122,7 +123,7 @@ def run(args) -> int:
     picked, truths = [], []
     progress = _progress(len(models), "evaluate", args.json)
     for m in models:
-        probs = predictor.predict(np.asarray(ds.images[m]), batch_size=args.batch_size)
+        probs = predictor.predict_views(ds.images[m], ds.alpha[m])
         if predictor.viewer_centred:
             probs = to_object_frame(probs, [v.azimuth for v in ds.views_of(int(m))])
         score_model(scores, ds.models[m].category, probs, np.asarray(ds.voxels[m]), with_f, own)

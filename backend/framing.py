@@ -1,13 +1,13 @@
 """A user's picture -> the network's input: find the object, frame it as the renderings were, composite it.
 
-    gray, alpha, how = frame_picture(image, size, background, fill, find_mask=predictor.find_mask)
+    gray, alpha, how = frame_picture(image, size, background, fill, find_mask=predictor.mask_finder)
 
 Where the object is, in order:
   "alpha"      the picture's own alpha channel (an RGBA cut-out, a rendering), when it has transparency;
   "border"     the pixels unlike the border's colour, when the border is one plain colour (a product shot on
                white, a grey studio backdrop): the fast path, used only where it is safe;
-  "mask head"  the model's mask head (mask_net.py) on the whole picture: photos, clutter, gradients, noise;
-  "border*"    a model without a mask head (trained before it) on a busy picture: the border rule anyway.
+  "mask model"  the model's mask model (mask_net.py) on the whole picture: photos, clutter, gradients, noise;
+  "border*"    a model without a mask model (trained before it) on a busy picture: the border rule anyway.
 The object is then framed like the training renderings (its bounding box's longest side `fill` of the
 picture, centred) and composited onto the renderings' background level with its (soft) mask.
 """
@@ -101,7 +101,7 @@ def find_object(gray, alpha, find_mask: Callable | None) -> tuple[np.ndarray, st
         return (np.abs(gray - level) > BORDER_TOLERANCE).astype(np.float32), "border" if plain else "border*"
     probs = np.asarray(find_mask(gray), np.float32)
     keep = largest_component(torch.from_numpy(probs > MASK_LEVEL)).numpy()
-    return np.where(keep, probs, 0.0).astype(np.float32), "mask head"
+    return np.where(keep, probs, 0.0).astype(np.float32), "mask model"
 
 
 def frame_picture(
@@ -113,7 +113,7 @@ def frame_picture(
     find_mask: Callable | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(gray, alpha) float32 [size, size] in [0, 1], framed and composited like the renderings, and how the
-    object was found. `find_mask(gray [H, W]) -> probabilities [H, W]` is the model's mask head."""
+    object was found. `find_mask(gray [H, W]) -> probabilities [H, W]` is the model's mask model."""
     gray, alpha = gray_and_alpha(image, alpha)
     if min(gray.shape) < SMALLEST_SIDE:
         raise VoxliftError(

@@ -1,11 +1,10 @@
-"""The mask head: where the object is in a picture that has no alpha (a user's photo), so it can be framed.
+"""The mask network: where the object is in a picture that has no alpha (a user's photo), so it can be framed.
 
     MaskNet(width)   [B, 1, S, S] pictures in [-1, 1] -> mask logits [B, 1, S, S]
 
-A small U-Net: three stride-2 stages down to S/8, back up with the skipped features at each side, so that a
-thin chair leg keeps its pixels. It is trained on the pictures compositing.py makes (the object anywhere, at
-any size, on photographs, noise and shapes) against their alpha, beside the paired model (models/paired.py),
-and used by predict.prepare_image to find and frame the object before the paired network sees it.
+A small U-Net: four stride-2 stages down to S/16, back up to S/2 with the skipped features at each side. It is trained on the pictures compositing.py makes (the object anywhere, at
+any size, on photographs, noise and shapes) against their alpha, as its own model kind (models/mask.py), and
+used by framing.py (through mask_finder.py) to find and frame the object before a reconstructing model sees it.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-STAGES = 3  # stride-2 stages: channels width, 2 width, 4 width at S/2, S/4, S/8
+STAGES = 4  # stride-2 stages: width, 2, 4 and 8 times width channels at S/2, S/4, S/8 and S/16
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -25,27 +24,33 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class MaskNet(nn.Module):
+    """Down by stride-2 stages from S to S/16, back up to S/2 with the skipped features at each side; the
+    logits come out at S/2 and are doubled bilinearly (no layer runs at full size: on a CPU those cost most)."""
+
     def __init__(self, width: int = 16):
         super().__init__()
-        widths = tuple(width << k for k in range(STAGES))
-        chans = (max(1, width // 2), *widths)
-        self.stem = _block(1, chans[0])
-        self.down = nn.ModuleList(_block(chans[k], chans[k + 1], stride=2) for k in range(len(widths)))
+        chans = tuple(width << k for k in range(STAGES))
+        self.down = nn.ModuleList(
+            _block(1 if k == 0 else chans[k - 1], chans[k], stride=2) for k in range(STAGES)
+        )
         self.up = nn.ModuleList(
-            _block(chans[k + 1] + chans[k], chans[k]) for k in reversed(range(len(widths)))
+            _block(chans[k + 1] + chans[k], chans[k]) for k in reversed(range(STAGES - 1))
         )
         self.head = nn.Conv2d(chans[0], 1, 1)
         nn.init.constant_(self.head.bias, -1.0)  # most of a picture is background
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = [self.stem(x)]
+        skips, h = [], x
         for down in self.down:
-            skips.append(down(skips[-1]))
+            h = down(h)
+            skips.append(h)
         h = skips.pop()
         for up in self.up:
             skip = skips.pop()
             h = up(torch.cat([nn.functional.interpolate(h, size=skip.shape[-2:], mode="nearest"), skip], 1))
-        return self.head(h)
+        return nn.functional.interpolate(
+            self.head(h), size=x.shape[-2:], mode="bilinear", align_corners=False
+        )
 
 
 def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

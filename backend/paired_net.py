@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .mask_net import MaskNet
 from .networks import ImageEncoder, VoxelDecoder
 
 LIFT_SIDE = 8  # the lifted block's side (image cells and 3D cells)
@@ -32,11 +31,8 @@ class PairedNet(nn.Module):
         norm: str,
         decoder_head: str = "deconv",
         lift: bool = False,
-        mask_head: bool = False,
     ):
         super().__init__()
-        # the mask head (mask_net.py) finds the object in pictures without alpha, before they are framed
-        self.mask_net = MaskNet(encoder_width) if mask_head else None
         self.encoder = ImageEncoder(image_size, latent_dim, encoder_width, norm)
         self.decoder = VoxelDecoder(resolution, latent_dim, decoder_width, norm, head=decoder_head)
         # channels-last 3D activations: on the CPU the 3D convolutions run several times faster so (a Conv3d
@@ -51,10 +47,6 @@ class PairedNet(nn.Module):
                 )
             self.lift_channels = self.decoder.sides[LIFT_SIDE][1]
             self.lift = nn.Conv2d(self.encoder.sides[LIFT_SIDE][1], self.lift_channels * LIFT_SIDE, 1)
-
-    def mask(self, x: torch.Tensor) -> torch.Tensor:
-        """Mask logits [B, 1, S, S] of pictures [B, 1, S, S] in [-1, 1], framed or not."""
-        return self.mask_net(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.encoder.feature_maps(x)

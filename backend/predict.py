@@ -1,7 +1,7 @@
 """Using a trained checkpoint: what `voxlift evaluate` and the Blender add-on's reconstruct panel call.
 
     p = load_predictor("runs/chairs")              # a run folder (its best checkpoint) or a .safetensors file
-    gray, alpha = p.prepare(picture)               # find the object (alpha, plain border or mask head), frame it
+    gray, alpha = p.prepare(picture)               # find the object (alpha, plain border or mask model), frame it
     probs = p.predict(gray[None], alpha[None])     # float32 [1, R, R, R] occupancy probabilities
     grid = probs[0] >= p.threshold                 # the model's own threshold, chosen on validation
     if p.viewer_centred:                           # the grid is as seen from the front: turn it back
@@ -41,7 +41,17 @@ class Predictor:
         self.background: float = config.background
         self.fill: float = config.fill
         self.threshold: float = float(threshold) if threshold is not None else FALLBACK_THRESHOLD
-        self.has_mask_head: bool = getattr(network, "mask_net", None) is not None
+        self.mask_finder = None  # load_predictor gives it the mask model (mask_finder.py), if there is one
+        # "bbox": trained on pictures framed by their object's bounding box, as prepare() frames users'
+        self.framing: str = getattr(config, "framing", "render")
+
+    def predict_views(self, images, alpha) -> np.ndarray:
+        """A dataset's views (gray and alpha [V, S, S]) as this model takes them: framed like users'
+        pictures when it was trained so, else as rendered. Probabilities [V, R, R, R] in its frame."""
+        if self.framing != "bbox":
+            return self.predict(images)
+        framed = [self.prepare(g, a) for g, a in zip(np.asarray(images), np.asarray(alpha), strict=True)]
+        return self.predict(np.stack([g for g, _ in framed]), np.stack([a for _, a in framed]))
 
     def prepare(self, picture, alpha=None) -> tuple[np.ndarray, np.ndarray]:
         """A user's picture -> (gray, alpha) [S, S] framed like the training renderings (framing.py)."""
@@ -49,25 +59,8 @@ class Predictor:
         return gray, a
 
     def frame(self, picture, alpha=None) -> tuple[np.ndarray, np.ndarray, str]:
-        """prepare(), and how the object was found ("alpha", "border", "mask head", "border*")."""
-        find = self.find_mask if self.has_mask_head else None
-        return frame_picture(picture, self.image_size, self.background, self.fill, alpha, find)
-
-    @torch.no_grad()
-    def find_mask(self, gray: np.ndarray) -> np.ndarray:
-        """The mask head on a whole picture: gray [H, W] in [0, 1] -> object probabilities [H, W]."""
-        h, w = gray.shape
-        side = max(h, w)
-        x = torch.from_numpy(np.ascontiguousarray(gray, np.float32))[None, None]
-        # square, padded with the picture's own edge pixels (no new border), then the network's size
-        x = torch.nn.functional.pad(x, (0, side - w, 0, side - h), mode="replicate")
-        mode = "area" if side > self.input_size else "bilinear"
-        x = torch.nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode=mode)
-        probs = torch.sigmoid(self.network.mask((x * 2 - 1).to(self.device)).float()).cpu()
-        probs = torch.nn.functional.interpolate(
-            probs, size=(side, side), mode="bilinear", align_corners=False
-        )
-        return probs[0, 0, :h, :w].numpy()
+        """prepare(), and how the object was found ("alpha", "border", "mask model", "border*")."""
+        return frame_picture(picture, self.image_size, self.background, self.fill, alpha, self.mask_finder)
 
     @torch.no_grad()
     def predict(self, images, alpha=None, batch_size: int = 64) -> np.ndarray:
@@ -94,8 +87,9 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0,) + (self.resolution,) * 3, np.float32)
 
 
-def load_predictor(checkpoint: str | os.PathLike, device: str = "auto") -> Predictor:
-    """A Predictor from a checkpoint file or run folder; bad files raise VoxliftError naming them."""
+def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", mask_model=None) -> Predictor:
+    """A Predictor from a checkpoint file or run folder; bad files raise VoxliftError naming them. Pictures
+    without alpha are cut out with `mask_model` (a mask run or file; default: the one voxlift ships)."""
     from .device import pick_device
 
     path = ckpt.resolve_checkpoint(checkpoint)
@@ -110,7 +104,11 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto") -> Predi
     threshold = (meta.get("val") or {}).get("threshold") if isinstance(meta.get("val"), dict) else None
     if threshold is not None and not (isinstance(threshold, int | float) and 0 < threshold < 1):
         raise VoxliftError(f"{path}: its threshold {threshold!r} is not a probability")
-    return Predictor(network.to(device), config, device, path, threshold)
+    predictor = Predictor(network.to(device), config, device, path, threshold)
+    from .mask_finder import load_mask_finder
+
+    predictor.mask_finder = load_mask_finder(mask_model, str(device))
+    return predictor
 
 
 def to_object_frame(probs: np.ndarray, azimuth) -> np.ndarray:

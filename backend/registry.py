@@ -38,6 +38,13 @@ KINDS: dict[str, ModelKind] = {
             reconstructs=True,
         ),
         ModelKind(
+            "mask",
+            "mask",
+            "Object mask",
+            "finds the object in pictures without alpha, to cut it out and frame it (one serves every model)",
+            reconstructs=False,
+        ),
+        ModelKind(
             "autoencoder",
             "autoencoder",
             "Pre-training",

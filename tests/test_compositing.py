@@ -107,25 +107,25 @@ def test_a_plain_border_takes_the_fast_path_and_frames_like_the_alpha():
     assert g1[m1 < 0.01].min() > 0.95  # composited on the training background
 
 
-def test_a_busy_background_goes_to_the_mask_head():
+def test_a_busy_background_goes_to_the_mask_model():
     rng = np.random.default_rng(0)
     a = _chair_picture()
     busy = _on(rng.uniform(0.3, 1.0, a.shape).astype(np.float32), a)
     calls = []
 
-    def mask_head(gray):  # a perfect mask head: the known silhouette
+    def mask_model(gray):  # a perfect mask model: the known silhouette
         calls.append(gray.shape)
         return a
 
-    g, m, how = frame_picture(busy, 64, 1.0, 0.7, find_mask=mask_head)
+    g, m, how = frame_picture(busy, 64, 1.0, 0.7, find_mask=mask_model)
     ref, ref_m, _ = frame_picture(_on(np.ones_like(a), a), 64, 1.0, 0.7)
-    assert how == "mask head" and calls == [a.shape]
+    assert how == "mask model" and calls == [a.shape]
     assert np.abs(m - ref_m).mean() < 0.01 and np.abs(g - ref).mean() < 0.02  # the clutter is gone
-    # without a mask head (older models) the border rule is used anyway, and says so
+    # without a mask model the border rule is used anyway, and says so
     assert frame_picture(busy, 64, 1.0, 0.7)[2] == "border*"
 
 
-def test_the_mask_head_keeps_the_largest_object_only():
+def test_the_mask_model_keeps_the_largest_object_only():
     a = _chair_picture()
     speck = a.copy()
     speck[2:5, 2:5] = 1  # a fleck of noise in a corner

@@ -8,8 +8,7 @@ out. Loss: weighted BCE by default (losses.py). AdamW; the learning rate warms u
 first 5% of the budget, whichever ends first), then follows a cosine of the share of the budget spent;
 gradient clipping; bf16 autocast and channels-last on CUDA. Training pictures: compositing.py puts the
 renderings on new backgrounds (photographs among them) and changes exposure, blur and noise, so the model
-meets pictures as users have them. A mask head (mask_net.py) learns beside it where the object is in such
-pictures, for framing photos without alpha. Validation: IoU on a fixed, spread subset of the val split's
+meets pictures as users have them, cut out as inference cuts them out (with the mask model's errors). Validation: IoU on a fixed, spread subset of the val split's
 views, in the training frame, at every candidate threshold; the best is the model's threshold, and the best
 IoU at it picks best.safetensors. The data order and the augmentation are
 functions of the seed and the step, so a resumed run continues exactly.
@@ -30,7 +29,6 @@ from .. import checkpoint as ckpt
 from ..config import DECODER_HEADS, NORMS, RunConfig, check, one_of, sized
 from ..data import Augment, AugmentConfig, ViewDataset, dataset_statistics, make_loader
 from ..losses import LOSSES, positive_weight, voxel_loss
-from ..mask_net import mask_loss
 from ..metrics import iou
 from ..networks import add_decoder_head_argument
 from ..paired_net import PairedNet
@@ -40,6 +38,8 @@ from .base import BaseModel, Validation
 # candidate decision thresholds: validation picks the model's own (stored with its checkpoint)
 THRESHOLDS = tuple(round(0.2 + 0.05 * k, 2) for k in range(11))
 REPORTED = (0.3, 0.4, 0.5)
+# pictures are framed by their object's bounding box, its longest side this share of the side (framing.py)
+FRAME_FILL = 0.75
 WARMUP_SHARE = 0.05  # the warm-up ends after --warmup steps or this share of the budget, whichever is first
 LR_FLOOR = 0.02  # the cosine ends at this share of the learning rate
 VAL_BATCH = 64
@@ -57,10 +57,7 @@ class PairedConfig(RunConfig):
     loss: str = one_of("weighted-bce", LOSSES)
     pos_weight: float = sized(1.0, 0.0, 1e4)
     augment: bool = True  # training pictures (compositing.py), shifts and scales
-    mask_head: bool = (
-        False  # runs from before the mask head had none (their pictures need alpha or a plain border)
-    )
-    mask_weight: float = sized(1.0, 0.0, 1e3)
+    framing: str = one_of("render", ("render", "bbox"))  # runs from before: as the renderer framed them
     lr: float = sized(2e-3, 0.0, 10.0)
     weight_decay: float = sized(1e-4, 0.0, 10.0)
     warmup: int = sized(100, 0, 10**9)
@@ -112,12 +109,6 @@ def add_arguments(p) -> None:
         action="store_true",
         help="train on the renderings as they are: no new backgrounds, exposure, blur, shifts or scales",
     )
-    p.add_argument(
-        "--no-mask-head",
-        action="store_true",
-        help="no mask head (default: one is trained beside, to find the object in pictures without alpha)",
-    )
-    p.add_argument("--mask-weight", type=float, default=1.0, help="weight of the mask head's loss")
     p.add_argument("--val-samples", type=int, default=512, help="val views used (a fixed, spread subset)")
     p.add_argument("--workers", type=int, help="DataLoader workers (default: 1 on the CPU, 4 on CUDA)")
 
@@ -146,7 +137,6 @@ def build_network(config: PairedConfig) -> PairedNet:
         config.norm,
         config.decoder_head,
         config.lift,
-        config.mask_head,
     )
 
 
@@ -186,10 +176,9 @@ class PairedModel(BaseModel):
             pos_weight=args.pos_weight or positive_weight(stats["occupancy"]),
             occupancy=stats["occupancy"],
             background=stats["background"],
-            fill=stats["fill"],
             augment=not args.no_augment,
-            mask_head=not args.no_mask_head,
-            mask_weight=args.mask_weight,
+            framing="bbox",
+            fill=FRAME_FILL,
             lr=args.lr,
             weight_decay=args.weight_decay,
             warmup=args.warmup,
@@ -220,7 +209,12 @@ class PairedModel(BaseModel):
             val_models = train_models[: max(1, len(train_models) // 10)]  # tiny datasets: watch training IoU
         self.train_set = ViewDataset(ds.path, train_models)
         self.val_set = ViewDataset(ds.path, val_models)
-        aug = AugmentConfig(viewer_centred=config.viewer_centred, background=config.background)
+        aug = AugmentConfig(
+            viewer_centred=config.viewer_centred,
+            background=config.background,
+            framing=config.framing,
+            fill=config.fill,
+        )
         if not config.augment:
             aug.pictures, aug.shift, aug.scale = False, 0.0, 0.0
         self.augment = Augment(aug, seed=config.seed * 1000 + ctx.rank)
@@ -254,10 +248,8 @@ class PairedModel(BaseModel):
                 pin_memory=ctx.device.type == "cuda",
             )
             self._batches = iter(loader)
-        batch = self.augment(
-            next(self._batches), ctx.device, step=step, size=cfg.input_size, masks=cfg.mask_head
-        )
-        x, target = resize_input(batch[0], cfg.input_size), batch[1]
+        x, target = self.augment(next(self._batches), ctx.device, step=step, size=cfg.input_size)
+        x = resize_input(x, cfg.input_size)
         if ctx.amp:
             x = x.contiguous(memory_format=torch.channels_last)
         self._lr = cfg.lr * lr_factor(step, progress, cfg.warmup)
@@ -265,30 +257,22 @@ class PairedModel(BaseModel):
             group["lr"] = self._lr
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.amp):
             logits = self.net(x)
-            mask_logits = self.model.mask(resize_input(batch[2], cfg.input_size)) if cfg.mask_head else None
-        losses = {"voxels": voxel_loss(logits, target, cfg.loss, cfg.pos_weight)}
-        if mask_logits is not None:
-            losses["mask"] = mask_loss(mask_logits, resize_input(batch[3], cfg.input_size))
-        loss = losses["voxels"] + cfg.mask_weight * losses.get("mask", 0.0)
+        loss = voxel_loss(logits, target, cfg.loss, cfg.pos_weight)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
         self.optim.step()
-        return {
-            "loss": loss.detach(),
-            **{k: v.detach() for k, v in losses.items()},
-            "grad_norm": grad_norm.detach(),
-        }
+        return {"loss": loss.detach(), "grad_norm": grad_norm.detach()}
 
     @torch.no_grad()
     def validate(self) -> Validation:
-        """IoU on the val views at every candidate threshold (the best is the model's own: evaluate and
-        reconstruct use it), and the mask head's IoU on pictures made from them (a fixed draw)."""
+        """IoU on the val views at every candidate threshold: the best is the model's own (evaluate and
+        reconstruct use it)."""
         cfg, ctx = self.config, self.ctx
         n = len(self.val_set)
         items = np.unique(np.linspace(0, n - 1, min(self.val_samples, n)).astype(int))
         self.model.eval()
-        scores, mask_scores, first = [], [], None
+        scores, first = [], None
         for lo in range(0, len(items), VAL_BATCH):
             batch = torch.utils.data.default_collate(
                 [self.val_set[int(i)] for i in items[lo : lo + VAL_BATCH]]
@@ -298,12 +282,6 @@ class PairedModel(BaseModel):
                 logits = self.model(resize_input(x, cfg.input_size))
             probs = torch.sigmoid(logits.float())
             scores.append(iou(probs, target, THRESHOLDS))
-            if cfg.mask_head:
-                *_, pictures, masks = self.augment(
-                    batch, ctx.device, step=-1 - lo, size=cfg.input_size, masks=True
-                )
-                found = torch.sigmoid(self.model.mask(pictures).float())
-                mask_scores.append(iou(found[:, 0], masks[:, 0], (0.5,)))
             if first is None:
                 first = (x[:4], probs[:4], target[:4])
         self.model.train()
@@ -311,8 +289,6 @@ class PairedModel(BaseModel):
         best = int(np.argmax(per))
         out = {f"iou@{t:g}": float(per[k]) for k, t in enumerate(THRESHOLDS) if t in REPORTED}
         out.update({"threshold": float(THRESHOLDS[best]), "iou": float(per[best])})
-        if mask_scores:
-            out["mask_iou"] = float(np.concatenate(mask_scores).mean())
         return Validation(out, float(per[best]), {"input|predicted|true": preview(*first)})
 
     def training_state(self) -> tuple[dict, dict]:

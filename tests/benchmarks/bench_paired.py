@@ -77,7 +77,7 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
     """The training defaults on the CPU: batch 16, input min(S, 64) px."""
     from voxlift.backend.data import Augment, AugmentConfig, ViewDataset, make_loader
     from voxlift.backend.losses import voxel_loss
-    from voxlift.backend.paired import build_model, resize_input
+    from voxlift.backend.models.paired import resize_input
     from voxlift.dataset_tools import open_dataset
 
     ds = open_dataset(data)
@@ -106,25 +106,8 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
         aug(batch0, torch.device("cpu"), step=s, size=size)
     aug_cpu = (time.process_time() - c0) / (10 * batch)
 
-    # the model `voxlift train paired` builds with its defaults
-    import argparse as _argparse
-
-    from voxlift.backend.paired import add_arguments
-
-    p = _argparse.ArgumentParser()
-    add_arguments(p)
-    d = p.parse_args(["--data", data, "--out", "-"])
-    config = {
-        "input_size": size,
-        "resolution": ds.resolution,
-        "latent_dim": d.latent_dim,
-        "encoder_width": d.encoder_width,
-        "decoder_width": d.decoder_width,
-        "norm": d.norm,
-        "decoder_head": d.decoder_head,
-        "lift": not d.no_lift,
-    }
-    model = build_model(config)
+    # the model `voxlift train paired` builds with its defaults, one training step timed
+    model, d = default_model(data)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loader = make_loader(items, batch, seed=3, workers=1)
     it = iter(loader)
@@ -133,7 +116,7 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
         if s == warm:
             t0, c0 = time.perf_counter(), time.process_time()
         x, target = aug(next(it), torch.device("cpu"), step=s, size=size)
-        loss = voxel_loss(model(resize_input(x, size)), target, "weighted-bce", 30.0)
+        loss = voxel_loss(model(resize_input(x, size)), target, "weighted-bce", 3.0)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -148,7 +131,7 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
             f"{ds.image_size} px images (network input {size} px), {ds.resolution}^3 grids; batch {batch}; "
             f"torch {torch.__version__}, {threads} threads. Default model: latent {d.latent_dim}, encoder width "
             f"{d.encoder_width}, decoder width {d.decoder_width}, {d.decoder_head} head, "
-            f"{'lifted image features, ' if not d.no_lift else ''}{d.norm} norm; augmentation on (the trainer's default)."
+            f"{'lifted image features, ' if d.lift else ''}{d.norm} norm; augmentation on (the trainer's default)."
         ),
         "",
         "| what | samples/s (wall) | CPU ms / sample | vs training step |",
@@ -166,6 +149,95 @@ def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
         "",
         f"Command: `python tests/benchmarks/bench_paired.py --speed-only --data {data}` (function `speed()`).",
     ]
+    return "\n".join(lines)
+
+
+def default_model(data: str):
+    """The network `voxlift train paired --data DATA` builds with its defaults, and its config."""
+    import argparse as _argparse
+
+    from voxlift.backend import loop
+    from voxlift.backend.models.paired import PairedModel, build_network
+    from voxlift.dataset_tools import open_dataset
+
+    p = _argparse.ArgumentParser()
+    loop.add_run_arguments(p, PairedModel)
+    PairedModel.add_arguments(p)
+    config = PairedModel.config_from_args(p.parse_args(["--data", data, "--out", "-"]), open_dataset(data))
+    return build_network(config), config
+
+
+def cpu_choices(data: str, batch: int = 16, rounds: int = 3) -> str:
+    """What pays on the CPU for the default model's training step: threads, batch size, channels-last images,
+    torch.compile. Every variant times the same steps, interleaved round by round (a shared machine's speed
+    drifts); the median of the rounds, as samples/s and relative to the default."""
+    from voxlift.backend.losses import voxel_loss
+
+    model0, config = default_model(data)
+    s, r = config.input_size, config.resolution
+    gen = torch.Generator().manual_seed(0)
+
+    def variant(name, b=batch, threads=None, channels_last=False, compile_=False):
+        torch.manual_seed(0)
+        model = default_model(data)[0]
+        if channels_last:
+            model.encoder.to(memory_format=torch.channels_last)
+        fwd = torch.compile(model) if compile_ else model
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        x = torch.rand(b, 1, s, s, generator=gen) * 2 - 1
+        x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        y = (torch.rand(b, r, r, r, generator=gen) < 0.1).float()
+
+        def step():
+            before = torch.get_num_threads()
+            if threads:
+                torch.set_num_threads(threads)
+            loss = voxel_loss(fwd(x), y, "weighted-bce", 3.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            torch.set_num_threads(before)
+
+        return name, b, step
+
+    variants = [
+        variant("default (eager, all threads)"),
+        variant("1 thread", threads=1),
+        variant("batch 8", b=8),
+        variant("batch 32", b=32),
+        variant("channels-last images", channels_last=True),
+        variant("torch.compile", compile_=True),
+    ]
+    compile_s = {}
+    for name, _, step in variants:  # warm-up (torch.compile compiles here)
+        t = time.perf_counter()
+        step()
+        step()
+        compile_s[name] = time.perf_counter() - t
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    for _ in range(rounds):
+        for name, b, step in variants:
+            t = time.perf_counter()
+            for _ in range(4):
+                step()
+            rates[name].append(4 * b / (time.perf_counter() - t))
+    base = float(np.median(rates[variants[0][0]]))
+    lines = [
+        "### CPU training speed: what pays",
+        "",
+        (
+            f"The default model's training step (forward, weighted BCE, backward, AdamW; {s} px in, {r}^3 out) on "
+            f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads by default; "
+            f"{rounds} interleaved rounds of 4 steps, median."
+        ),
+        "",
+        "| variant | samples/s | vs default | first two steps (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, _, _ in variants:
+        med = float(np.median(rates[name]))
+        lines.append(f"| {name} | {med:.1f} | {med / base:.2f}x | {compile_s[name]:.1f} |")
+    del model0
     return "\n".join(lines)
 
 
@@ -343,7 +415,7 @@ def main() -> int:
     summary = open_dataset(data).summary()
     sections = ["## Paired model (image -> 32^3 grid)", "", "```", summary, "```", ""]
     if not args.quality_only:
-        sections += [speed(data), ""]
+        sections += [speed(data), "", cpu_choices(data), ""]
     if not args.speed_only:
         sections += [
             quality(

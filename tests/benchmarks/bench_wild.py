@@ -64,8 +64,10 @@ def voxlift(*args, threads: int | None = None, check: bool = True) -> str:
         stdout=subprocess.PIPE,
         text=True,
     )
-    if check and res.returncode != 0:
-        sys.exit(f"voxlift {' '.join(map(str, args))} failed ({res.returncode})")
+    if res.returncode != 0:
+        if check:
+            sys.exit(f"voxlift {' '.join(map(str, args))} failed ({res.returncode})")
+        return None
     return res.stdout
 
 
@@ -194,12 +196,20 @@ def reconstruct_iou(
             write_png(p, pictures[i])
             paths.append(p)
         out = folder / f"az{az:g}.npz"
-        voxlift("reconstruct", *paths, "--checkpoint", run, "--out", out, "--azimuth", az)
-        with np.load(
-            out
-        ) as z:  # the model's frame: turned into the object frame as reconstruct does for meshes
-            probs = to_object_frame(z["probs"], az) if bool(z["viewer_centred"]) else z["probs"]
-        scores += list(iou(probs, np.stack([truths[i] for i in idx]), (threshold,))[:, 0])
+        done = voxlift("reconstruct", *paths, "--checkpoint", run, "--out", out, check=False) is not None
+        batches = (
+            [(paths, idx, out)] if done else [([p], [i], p.with_suffix(".npz")) for p, i in zip(paths, idx)]
+        )
+        for group, members, npz in batches:
+            if (
+                not done
+                and voxlift("reconstruct", *group, "--checkpoint", run, "--out", npz, check=False) is None
+            ):
+                scores.append(0.0)  # no object found, or another refusal: the user gets nothing
+                continue
+            with np.load(npz) as z:  # the model's frame, turned into the object frame as reconstruct does
+                probs = to_object_frame(z["probs"], az) if bool(z["viewer_centred"]) else z["probs"]
+            scores += list(iou(probs, np.stack([truths[i] for i in members]), (threshold,))[:, 0])
     return float(np.mean(scores))
 
 
@@ -228,25 +238,42 @@ def robustness(
 # ---------------------------------------------------------------------------------------------- icons
 
 
-def icons(heldout: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The catalog icons (RGBA uint8) of heldout's models, and their true grids, in heldout's order."""
+def icons(data: Path, models=None) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
+    """library -> (catalog icons RGBA uint8, true grids) of `data`'s Sweet Home 3D models (every model unless
+    `models` names some; augmented variants, whose shape is not the icon's, left out)."""
     from voxlift.dataset_tools import open_dataset
     from voxlift.dataset_tools.png import read_png
     from voxlift.dataset_tools.sh3f import CATALOG, Sh3fArchive, parse_properties, read_catalog
 
-    ds = open_dataset(heldout)
-    archive = Sh3fArchive(SH3F / "BlendSwap-CC-0.sh3f")
-    props = parse_properties(archive.read(CATALOG).decode("latin-1"))
-    by_id = {e.id: e.index for e in read_catalog(archive)}
-    images, grids = [], []
-    for m in range(len(ds)):
-        n = by_id[ds.models[m].id.split("/", 1)[1]]
-        icon = read_png(archive.read(props[f"icon#{n}"].lstrip("/")))
+    ds = open_dataset(data)
+    out: dict[str, tuple[list, list]] = {}
+    catalogs = {}
+    for m in range(len(ds)) if models is None else models:
+        mid = ds.models[int(m)].id
+        if not mid.startswith("sh3f:") or "#" in mid:
+            continue
+        library, entry = mid[len("sh3f:") :].split("/", 1)
+        if library not in catalogs:
+            archive = Sh3fArchive(SH3F / f"{library}.sh3f")
+            props = parse_properties(archive.read(CATALOG).decode("latin-1"))
+            catalogs[library] = (archive, props, _local_ids(read_catalog(archive)))
+        archive, props, by_id = catalogs[library]
+        icon = read_png(archive.read(props[f"icon#{by_id[entry]}"].lstrip("/")))
         if icon.ndim == 3 and icon.shape[2] == 3:
             icon = np.dstack([icon, np.full(icon.shape[:2], 255, np.uint8)])
+        images, grids = out.setdefault(library, ([], []))
         images.append(icon)
-        grids.append(np.asarray(ds.voxels[m]))
-    return images, grids
+        grids.append(np.asarray(ds.voxels[int(m)]))
+    return out
+
+
+def _local_ids(entries) -> dict[str, int]:
+    """The model ids' entry part -> catalog number, named as dataset_tools/sources.py names them."""
+    seen: dict[str, int] = {}
+    for e in entries:
+        local = (e.id.split("#", 1)[-1] if "#" in e.id else e.id).strip("/") or f"entry{e.index}"
+        seen[f"{local}~{e.index}" if local in seen else local] = e.index
+    return seen
 
 
 def icon_view(images: list[np.ndarray], grids: list[np.ndarray]) -> tuple[float, float]:
@@ -273,13 +300,14 @@ def icon_view(images: list[np.ndarray], grids: list[np.ndarray]) -> tuple[float,
     best = (-1.0, 0.0, 0.0)
     for az in range(0, 360, 10):
         for el in range(0, 61, 5):
-            p = make_view(float(az), float(el), 2.5, 35.0, 128).world_to_pixel
+            # small enough that neighbouring voxel centres land on neighbouring pixels: no holes
+            p = make_view(float(az), float(el), 2.5, 35.0, 40).world_to_pixel
             score = []
             for pts, t in zip(points, targets):
                 h = pts @ np.asarray(p).T
                 u, v = (h[:, 0] / h[:, 2]).astype(int), (h[:, 1] / h[:, 2]).astype(int)
-                sil = np.zeros((160, 160), bool)
-                ok = (u >= -16) & (u < 144) & (v >= -16) & (v < 144)
+                sil = np.zeros((72, 72), bool)
+                ok = (u >= -16) & (u < 56) & (v >= -16) & (v < 56)
                 sil[v[ok] + 16, u[ok] + 16] = True
                 f = framed(sil)
                 score.append((f & t).sum() / max((f | t).sum(), 1))
@@ -289,23 +317,25 @@ def icon_view(images: list[np.ndarray], grids: list[np.ndarray]) -> tuple[float,
     return best[1], best[2]
 
 
-def icon_scores(run: Path, heldout: Path, work: Path) -> dict[str, float]:
-    images, grids = icons(heldout)
-    az, _ = icon_view(images, grids)
+def icon_scores(run: Path, data: Path, work: Path, models=None) -> dict[str, float]:
+    """IoU of the icons of `data`'s Sweet Home 3D models through `voxlift reconstruct`: as RGBA, on white, and
+    on a held-out photograph; each library's icon view found from its silhouettes."""
     rng = np.random.default_rng(0)
-    white = [
-        np.round(im[..., :3] * (im[..., 3:] / 255.0) + 255 * (1 - im[..., 3:] / 255.0)).astype(np.uint8)
-        for im in images
-    ]
-    photo = []
-    for im in images:
-        a = im[..., 3:] / 255.0
-        bg = photo_crop(im.shape[0], rng) * 255
-        photo.append(np.round(im[..., :3] * a + bg * (1 - a)).astype(np.uint8))
-    azs = [az] * len(images)
+    pics: dict[str, list] = {"rgba": [], "white": [], "photo": []}
+    azs, truths = [], []
+    for images, grids in icons(data, models).values():
+        az, _ = icon_view(images, grids)
+        for im in images:
+            a = im[..., 3:] / 255.0
+            pics["rgba"].append(im)
+            pics["white"].append(np.round(im[..., :3] * a + 255 * (1 - a)).astype(np.uint8))
+            bg = photo_crop(im.shape[0], rng) * 255
+            pics["photo"].append(np.round(im[..., :3] * a + bg * (1 - a)).astype(np.uint8))
+        azs += [az] * len(images)
+        truths += grids
     return {
-        name: reconstruct_iou(run, pics, azs, grids, work / run.name / f"icons-{name}")
-        for name, pics in (("rgba", images), ("white", white), ("photo", photo))
+        name: reconstruct_iou(run, p, azs, truths, work / run.name / f"icons-{name}")
+        for name, p in pics.items()
     }
 
 
