@@ -1,4 +1,8 @@
-"""`voxlift reconstruct IMAGE... --checkpoint CKPT --out FILE`: images to meshes or grids, headless.
+"""`voxlift reconstruct IMAGE... [--checkpoint CKPT] --out FILE`: images to meshes or grids, headless.
+
+Without --checkpoint the starter model that ships with voxlift reconstructs (backend/starter.py); without
+--threshold the model's own (chosen on validation when it was trained) decides which voxels are filled. Which
+model, which threshold and how each picture's object was found go to stderr, one line each.
 
 The output format follows --out's extension: .blend (one object per image, needs bpy), .obj, .glb (glTF 2.0
 binary), .binvox (the thresholded grid in the object frame) or .npz (the raw probabilities: how the add-on
@@ -17,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import host, meshing, reconstruct
+from .backend.starter import REACH
 from .backend_process import DEVICES
 from .dataset_tools.errors import VoxliftError
 from .io.gltf import write_glb
@@ -30,17 +35,25 @@ FORMATS = (".blend", ".obj", ".glb", ".binvox", ".npz")
 def add_arguments(command: str, p) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ... or .npy arrays)")
     p.add_argument(
-        "--checkpoint", required=True, help="a run folder (its best checkpoint) or .safetensors file"
+        "--checkpoint",
+        help="a run folder (its best checkpoint) or .safetensors file (default: the starter model voxlift "
+        f"ships, {REACH})",
     )
     p.add_argument("--out", required=True, help=f"output file: {', '.join(FORMATS)}")
+    p.add_argument(
+        "--mask-model",
+        help="the mask model that finds the object in pictures without alpha (voxlift train mask; default: "
+        "the one voxlift ships)",
+    )
     p.add_argument(
         "--mode", default=meshing.MODES[0], choices=meshing.MODES, help="mesh kind (default cubes)"
     )
     p.add_argument(
         "--threshold",
         type=float,
-        default=meshing.DEFAULT_THRESHOLD,
-        help=f"occupancy threshold (default {meshing.DEFAULT_THRESHOLD})",
+        default=None,
+        help="occupancy threshold (default: the model's own, chosen on validation; "
+        f"{reconstruct.FALLBACK_THRESHOLD} for checkpoints older than that)",
     )
     p.add_argument("--greedy", action="store_true", help="cubes mode: merge coplanar voxel sides")
     p.add_argument(
@@ -63,7 +76,7 @@ def check_arguments(args) -> Path:
         )
     if not out.parent.is_dir():
         raise VoxliftError(f"{out.parent}: no such folder for --out")
-    if not 0 < args.threshold < 1:
+    if args.threshold is not None and not 0 < args.threshold < 1:
         raise VoxliftError(f"--threshold {args.threshold}: must be between 0 and 1")
     return out
 
@@ -75,23 +88,49 @@ def run(args) -> int:
     for path, image in zip(args.images, images, strict=True):
         check_size(*image.shape[:2], path)
     names = image_names(args.images)
-    probs, viewer_centred = reconstruct.predict(images, args.checkpoint, args.device, host.blender_backend())
-    warning = reconstruct.checkpoint_warning(args.checkpoint)
+    result = reconstruct.predict(
+        images, args.checkpoint, args.device, host.blender_backend(), args.images, args.mask_model
+    )
+    warning = reconstruct.checkpoint_warning(result.checkpoint)
     if warning:
         print(f"voxlift: warning: {warning}", file=sys.stderr)
+    args.threshold = say_what_was_used(result, args.threshold, args.images)
     if ext == ".npz":  # one file for all images
-        write_probs_npz(out, probs, viewer_centred, names)
+        write_probs_npz(
+            out,
+            result.probs,
+            result.viewer_centred,
+            names,
+            threshold=result.threshold,
+            found=result.found,
+            boxes=result.boxes,
+            checkpoint=result.checkpoint,
+        )
         written = [out]
     elif ext == ".blend":  # one file, one object per image
-        write_blend(out, names, probs, viewer_centred, args)
+        write_blend(out, names, result.probs, result.viewer_centred, args)
         written = [out]
     else:  # one file per image
         written = output_paths(out, names)
-        for path, name, p in zip(written, names, probs, strict=True):
-            write_result(path, name, p, viewer_centred, args)
+        for path, name, p in zip(written, names, result.probs, strict=True):
+            write_result(path, name, p, result.viewer_centred, args)
     for path in written:
         print(path)
     return 0
+
+
+def say_what_was_used(result: reconstruct.Prediction, threshold: float | None, images: list[str]) -> float:
+    """The threshold to mesh at (the user's, else the model's), after saying on stderr which model, which
+    threshold and how each picture's object was found."""
+    reach = reconstruct.model_reach(result.checkpoint)
+    print(f"voxlift: model: {result.model}" + (f" ({reach})" if reach else ""), file=sys.stderr)
+    own = threshold is None
+    threshold = result.threshold if own else threshold
+    whose = "the model's own" if own else "yours"
+    print(f"voxlift: threshold {threshold:g} ({whose})", file=sys.stderr)
+    for path, how in zip(images, result.found, strict=True):
+        print(f"voxlift: {path}: object found by {how}", file=sys.stderr)
+    return threshold
 
 
 def write_result(path: Path, name: str, probs: np.ndarray, viewer_centred: bool, args) -> None:

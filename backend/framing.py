@@ -1,6 +1,7 @@
 """A user's picture -> the network's input: find the object, frame it as the renderings were, composite it.
 
-    gray, alpha, how = frame_picture(image, size, background, fill, find_mask=predictor.mask_finder)
+    framed = frame_picture(image, size, background, fill, find_mask=predictor.mask_finder)
+    framed.gray, framed.alpha, framed.how, framed.box
 
 Where the object is, in order:
   "alpha"      the picture's own alpha channel (an RGBA cut-out, a rendering), when it has transparency;
@@ -15,6 +16,7 @@ picture, centred) and composited onto the renderings' background level with its 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,6 +30,16 @@ WORKING_SIDE = 512  # larger pictures are shrunk to this first (area): framing t
 BORDER_TOLERANCE = 0.04  # a pixel differs from the border colour by more than this: the object
 BORDER_SAFE_SHARE = 0.97  # the border rule is used when this share of the border is within the tolerance
 MASK_LEVEL = 0.5
+
+
+class Framed(NamedTuple):
+    """A picture as a model takes it: gray and alpha [size, size], how its object was found, and the object's
+    box in the picture, (x0, y0, x1, y1) as fractions of its width and height, rows from the top."""
+
+    gray: np.ndarray
+    alpha: np.ndarray
+    how: str
+    box: np.ndarray
 
 
 def unit(a) -> np.ndarray:
@@ -97,9 +109,10 @@ def find_object(gray, alpha, find_mask: Callable | None) -> tuple[np.ndarray, st
     if alpha is not None:
         return alpha, "alpha"
     plain, level = border_is_plain(gray)
-    if plain or find_mask is None:
+    probs = None if plain or find_mask is None else find_mask(gray)  # None: no mask model to ask
+    if probs is None:
         return (np.abs(gray - level) > BORDER_TOLERANCE).astype(np.float32), "border" if plain else "border*"
-    probs = np.asarray(find_mask(gray), np.float32)
+    probs = np.asarray(probs, np.float32)
     keep = largest_component(torch.from_numpy(probs > MASK_LEVEL)).numpy()
     return np.where(keep, probs, 0.0).astype(np.float32), "mask model"
 
@@ -111,9 +124,9 @@ def frame_picture(
     fill: float = 0.7,
     alpha=None,
     find_mask: Callable | None = None,
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """(gray, alpha) float32 [size, size] in [0, 1], framed and composited like the renderings, and how the
-    object was found. `find_mask(gray [H, W]) -> probabilities [H, W]` is the model's mask model."""
+) -> Framed:
+    """The picture framed and composited like the renderings (see the module's docstring).
+    `find_mask(gray [H, W]) -> probabilities [H, W]` is the mask model (mask_finder.py)."""
     gray, alpha = gray_and_alpha(image, alpha)
     if min(gray.shape) < SMALLEST_SIDE:
         raise VoxliftError(
@@ -130,7 +143,9 @@ def frame_picture(
     composite = gray * a + background * (1 - a)
     cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
     side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) / fill
-    return (*_window(composite, a, background, cx, cy, side, size), how)
+    h, w = gray.shape
+    box = np.array([xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h], np.float32)
+    return Framed(*_window(composite, a, background, cx, cy, side, size), how, box)
 
 
 def _window(gray, a, background, cx, cy, side, size) -> tuple[np.ndarray, np.ndarray]:
@@ -150,5 +165,5 @@ def _window(gray, a, background, cx, cy, side, size) -> tuple[np.ndarray, np.nda
 
 def prepare_image(image, size: int, background: float = 1.0, fill: float = 0.7, alpha=None, find_mask=None):
     """frame_picture without the `how`: (gray, alpha) float32 [size, size]."""
-    gray, a, _ = frame_picture(image, size, background, fill, alpha, find_mask)
-    return gray, a
+    framed = frame_picture(image, size, background, fill, alpha, find_mask)
+    return framed.gray, framed.alpha

@@ -22,7 +22,7 @@ from ..dataset_tools.errors import VoxliftError
 from . import checkpoint as ckpt
 from .config import RunConfig
 from .data import to_object_frame_torch
-from .framing import frame_picture, prepare_image, unit  # noqa: F401 (prepare_image: the add-on's entry)
+from .framing import Framed, frame_picture, prepare_image, unit  # noqa: F401 (prepare_image: the add-on's entry)
 from .registry import model_class, reconstructing_kinds
 
 FALLBACK_THRESHOLD = 0.4  # checkpoints from before the threshold was chosen on validation
@@ -41,9 +41,19 @@ class Predictor:
         self.background: float = config.background
         self.fill: float = config.fill
         self.threshold: float = float(threshold) if threshold is not None else FALLBACK_THRESHOLD
-        self.mask_finder = None  # load_predictor gives it the mask model (mask_finder.py), if there is one
+        self.mask_model = None  # a mask run or file; None: the one voxlift ships (mask_finder.py)
+        self._mask_finder = False  # not loaded yet: only pictures without alpha and a plain border need it
         # "bbox": trained on pictures framed by their object's bounding box, as prepare() frames users'
         self.framing: str = getattr(config, "framing", "render")
+
+    @property
+    def mask_finder(self):
+        """The mask model that finds objects in pictures without alpha (loaded when first needed), or None."""
+        if self._mask_finder is False:
+            from .mask_finder import load_mask_finder
+
+            self._mask_finder = load_mask_finder(self.mask_model, str(self.device))
+        return self._mask_finder
 
     def predict_views(self, images, alpha) -> np.ndarray:
         """A dataset's views (gray and alpha [V, S, S]) as this model takes them: framed like users'
@@ -55,12 +65,16 @@ class Predictor:
 
     def prepare(self, picture, alpha=None) -> tuple[np.ndarray, np.ndarray]:
         """A user's picture -> (gray, alpha) [S, S] framed like the training renderings (framing.py)."""
-        gray, a, _ = self.frame(picture, alpha)
-        return gray, a
+        framed = self.frame(picture, alpha)
+        return framed.gray, framed.alpha
 
-    def frame(self, picture, alpha=None) -> tuple[np.ndarray, np.ndarray, str]:
-        """prepare(), and how the object was found ("alpha", "border", "mask model", "border*")."""
-        return frame_picture(picture, self.image_size, self.background, self.fill, alpha, self.mask_finder)
+    def frame(self, picture, alpha=None) -> Framed:
+        """prepare(), with how the object was found ("alpha", "border", "mask model", "border*") and its box."""
+        return frame_picture(picture, self.image_size, self.background, self.fill, alpha, self._find_mask)
+
+    def _find_mask(self, gray: np.ndarray):
+        finder = self.mask_finder  # loaded here, the first time a picture needs it
+        return None if finder is None else finder(gray)
 
     @torch.no_grad()
     def predict(self, images, alpha=None, batch_size: int = 64) -> np.ndarray:
@@ -105,9 +119,7 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", mask_mod
     if threshold is not None and not (isinstance(threshold, int | float) and 0 < threshold < 1):
         raise VoxliftError(f"{path}: its threshold {threshold!r} is not a probability")
     predictor = Predictor(network.to(device), config, device, path, threshold)
-    from .mask_finder import load_mask_finder
-
-    predictor.mask_finder = load_mask_finder(mask_model, str(device))
+    predictor.mask_model = mask_model
     return predictor
 
 

@@ -1,5 +1,6 @@
 """The add-on in a background Blender: install the built zip, enable it, and use it as an artist would:
-Reconstruct from an image in bpy.data.images, change the threshold and mesh mode, import a .binvox, train
+Reconstruct from an image in bpy.data.images with no training and no model chosen (the starter model that
+ships in the zip), then with a trained model, change the threshold and mesh mode, import a .binvox, train
 from the Train panel (and cancel), and meet each user error as a report (not a traceback).
 
 One Blender process runs the whole story (installing and starting torch there is the slow part); the tests
@@ -16,7 +17,9 @@ from _reconstruct_util import other_kind_checkpoint, python_without_torch, tiny_
 
 from voxlift import backend_process, meshing, reconstruct
 from voxlift.backend.registry import KINDS
+from voxlift.backend.starter import REACH
 from voxlift.dataset_tools.binvox import write_binvox
+from voxlift.dataset_tools.png import write_png
 from voxlift.io.images import load_image
 
 SCRIPT = r"""
@@ -32,8 +35,8 @@ scene = ctx.scene
 meshing = sys.modules[VOXLIFT.__name__ + ".meshing"]
 ui_train = sys.modules[VOXLIFT.__name__ + ".blender.ui_train"]
 prefs = ctx.preferences.addons[VOXLIFT.__name__].preferences
+ui = VOXLIFT.blender.ui_reconstruct
 s = scene.voxlift_reconstruct
-s.threshold = A["threshold"]
 
 
 def op(fn, **kw):
@@ -65,24 +68,41 @@ def expected(obj, mode, threshold, greedy=False):
     return [len(v), len(q)]
 
 
-# 1. No model chosen yet.
-out["no_model"] = op(bpy.ops.voxlift.reconstruct)
-
-# 2. Reconstruct an image loaded into bpy.data.images, with the 3D cursor moved.
+# 1. A fresh Blender, no training, no model chosen: the starter model in the zip, at its own threshold.
 img = bpy.data.images.load(A["chair"])
 s.image = img
-s.checkpoint = A["run"]
-scene.cursor.location = (1.0, 2.0, 3.0)
+out["starter_lines"] = [text for text, _ in ui.model_lines(s, ctx)]
 t0 = time.perf_counter()
+out["starter"] = op(bpy.ops.voxlift.reconstruct)
+out["cold_s"] = time.perf_counter() - t0  # imports torch, loads the model
+o = ctx.active_object
+t0 = time.perf_counter()
+out["starter_again"] = op(bpy.ops.voxlift.reconstruct)
+out["warm_s"] = time.perf_counter() - t0  # the model is kept
+VOXLIFT.blender.mesh.remove_object(ctx.active_object)
+out["starter_obj"] = {"name": o.name, "faces": len(o.data.polygons), "model": o.get("voxlift_model"),
+                      "found": o.get("voxlift_found"), "threshold": o.voxlift.threshold,
+                      "own_threshold": s.own_threshold}
+out["starter_threshold"] = VOXLIFT.reconstruct.model_threshold(VOXLIFT.backend.starter.STARTER)
+out["starter_path"] = str(VOXLIFT.backend.starter.STARTER)
+VOXLIFT.blender.mesh.remove_object(o)
+# ...a picture with no object in it: framing's one message, naming the picture.
+s.image = bpy.data.images.load(A["blank"])
+out["err_no_object"] = op(bpy.ops.voxlift.reconstruct)
+s.image = img
+
+# 2. Reconstruct with a trained model and a threshold of one's own, with the 3D cursor moved.
+s.checkpoint = A["run"]
+s.threshold = A["threshold"]
+out["own_threshold"] = s.own_threshold
+out["run_lines"] = [text for text, _ in ui.model_lines(s, ctx)]
+scene.cursor.location = (1.0, 2.0, 3.0)
 out["first"] = op(bpy.ops.voxlift.reconstruct)
-out["cold_s"] = time.perf_counter() - t0
 obj = ctx.active_object
 out["cubes"] = mesh_facts(obj)
 out["cubes_expected"] = expected(obj, "cubes", A["threshold"])
 np.save(A["probs_out"], np.array(obj["voxlift_probs"], dtype=np.float32))
-t0 = time.perf_counter()
 out["second"] = op(bpy.ops.voxlift.reconstruct)
-out["warm_s"] = time.perf_counter() - t0
 out["second_name"] = ctx.active_object.name
 out["first_selected_after_second"] = obj.select_get()
 
@@ -221,7 +241,10 @@ def story(tmp_path_factory):
     grid = furniture_grid("table", np.random.default_rng(3), 16)
     write_binvox(tmp / "table.binvox", grid, (1.0, 2.0, 0.0), 2.0)
     (tmp / "not-a-dataset").mkdir()
+    blank = tmp / "blank.png"
+    write_png(blank, np.full((48, 64, 3), 200, np.uint8))
     args = {
+        "blank": str(blank),
         "threshold": run["thresholds"][0],
         "threshold_hi": run["thresholds"][1],
         "chair": str(run["images"]["chair"]),
@@ -240,6 +263,23 @@ def story(tmp_path_factory):
     res = run_in_blender(f"ARGS = {str(tmp / 'args.json')!r}\n" + SCRIPT, tmp, timeout=600)
     out = last_json(res.stdout)
     return {"out": out, "args": args, "grid": grid, "run": run, "log": res.stdout}
+
+
+def test_starter_model_reconstructs_with_no_training_and_no_model_chosen(story):
+    """Issue 14's first promise: installed, a picture in bpy.data.images becomes an object."""
+    o = story["out"]
+    assert o["starter"] == ["FINISHED"], o["starter"]
+    so = o["starter_obj"]
+    assert so["name"] == "chair" and so["faces"] > 0 and so["model"] == "starter" and so["found"] == "alpha"
+    assert so["own_threshold"] is False and so["threshold"] == pytest.approx(o["starter_threshold"], abs=1e-6)
+    assert "/extensions/" in o["starter_path"]  # the copy inside the installed extension
+    # The panel says which model, what it knows, and the threshold it uses.
+    lines = o["starter_lines"]
+    assert lines[0] == "Model: starter"
+    assert " ".join(lines[1:-1]) == "Shipped with voxlift, " + REACH
+    assert lines[-1] == f"Threshold: the model's own ({o['starter_threshold']:.2f})"
+    # A model of one's own: its name; a threshold set in the panel is the user's.
+    assert o["run_lines"] == [f"Model: {story['run']['run'].name}"] and o["own_threshold"] is True
 
 
 def test_reconstruct_makes_the_object(story):
@@ -296,12 +336,12 @@ def test_second_click_is_warm_and_makes_a_new_object(story):
     o = story["out"]
     assert o["second"] == ["FINISHED"] and o["second_name"] == "chair.001"
     assert not o["first_selected_after_second"]
-    assert o["warm_s"] < o["cold_s"]
+    assert o["starter_again"] == ["FINISHED"] and o["warm_s"] < o["cold_s"]
 
 
 def test_user_errors_are_reports(story):
     o, a = story["out"], story["args"]
-    assert o["no_model"].startswith("ERROR") and "no model" in o["no_model"]
+    assert "blank: no object found in the picture (it looks like background everywhere)" in o["err_no_object"]
     assert "autoencoder" in o["err_kind"]
     assert a["garbage"] in o["err_garbage"]
     assert a["missing"] in o["err_missing"] and "no such" in o["err_missing"]
@@ -311,7 +351,7 @@ def test_user_errors_are_reports(story):
     assert a["not_dataset"] in o["err_not_dataset"] and "not a voxlift dataset" in o["err_not_dataset"]
     assert "render" in o["err_no_render"].lower()
     for key in (
-        "no_model",
+        "err_no_object",
         "err_kind",
         "err_garbage",
         "err_missing",

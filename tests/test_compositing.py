@@ -98,8 +98,8 @@ def _on(background: np.ndarray, alpha: np.ndarray, level=0.25) -> np.ndarray:
 def test_a_plain_border_takes_the_fast_path_and_frames_like_the_alpha():
     a = _chair_picture()
     with_alpha = np.dstack([_on(np.ones_like(a), a)] * 3 + [np.round(a * 255).astype(np.uint8)])
-    g1, m1, how1 = frame_picture(with_alpha, 64, 1.0, 0.7)
-    g2, m2, how2 = frame_picture(_on(np.full_like(a, 0.8), a), 64, 1.0, 0.7)  # grey backdrop, no alpha
+    g1, m1, how1, _ = frame_picture(with_alpha, 64, 1.0, 0.7)
+    g2, m2, how2, _ = frame_picture(_on(np.full_like(a, 0.8), a), 64, 1.0, 0.7)  # grey backdrop, no alpha
     assert (how1, how2) == ("alpha", "border")
     assert np.abs(m1 - m2).mean() < 0.01 and np.abs(g1 - g2).mean() < 0.01
     ys, xs = np.nonzero(m1 > 0.5)
@@ -117,9 +117,10 @@ def test_a_busy_background_goes_to_the_mask_model():
         calls.append(gray.shape)
         return a
 
-    g, m, how = frame_picture(busy, 64, 1.0, 0.7, find_mask=mask_model)
-    ref, ref_m, _ = frame_picture(_on(np.ones_like(a), a), 64, 1.0, 0.7)
+    g, m, how, box = frame_picture(busy, 64, 1.0, 0.7, find_mask=mask_model)
+    ref, ref_m, _, ref_box = frame_picture(_on(np.ones_like(a), a), 64, 1.0, 0.7)
     assert how == "mask model" and calls == [a.shape]
+    np.testing.assert_allclose(box, ref_box)
     assert np.abs(m - ref_m).mean() < 0.01 and np.abs(g - ref).mean() < 0.02  # the clutter is gone
     # without a mask model the border rule is used anyway, and says so
     assert frame_picture(busy, 64, 1.0, 0.7)[2] == "border*"
@@ -130,8 +131,8 @@ def test_the_mask_model_keeps_the_largest_object_only():
     speck = a.copy()
     speck[2:5, 2:5] = 1  # a fleck of noise in a corner
     busy = _on(np.random.default_rng(1).uniform(0.3, 1.0, a.shape).astype(np.float32), a)
-    _, m, _ = frame_picture(busy, 64, 1.0, 0.7, find_mask=lambda g: speck)
-    _, ref, _ = frame_picture(busy, 64, 1.0, 0.7, find_mask=lambda g: a)
+    _, m, _, _ = frame_picture(busy, 64, 1.0, 0.7, find_mask=lambda g: speck)
+    _, ref, _, _ = frame_picture(busy, 64, 1.0, 0.7, find_mask=lambda g: a)
     assert np.abs(m - ref).mean() < 0.01
 
 
@@ -147,6 +148,8 @@ def test_bad_pictures_are_one_clear_error():
 def test_a_large_photo_is_shrunk_first_and_framed_the_same():
     a = _chair_picture(h=3000, w=4000, top=900, left=1500, size=1200)
     big = np.dstack([_on(np.full_like(a, 0.9), a)] * 3)
-    _, m, how = frame_picture(big, 64, 1.0, 0.7)
+    _, m, how, box = frame_picture(big, 64, 1.0, 0.7)
     ys, xs = np.nonzero(m > 0.5)
     assert how == "border" and abs(max(np.ptp(xs), np.ptp(ys)) + 1 - 0.7 * 64) <= 2
+    # the object's box in the picture, as fractions: the chair stands at (1500, 900) .. (2700, 2100)
+    np.testing.assert_allclose(box, [1500 / 4000, 900 / 3000, 2700 / 4000, 2100 / 3000], atol=2 / 512)

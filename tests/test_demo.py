@@ -33,6 +33,13 @@ def test_demo_runs_end_to_end_at_a_small_size(tmp_path):
     )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "test IoU@0.3:" in res.stdout and "mean-shape baseline" in res.stdout
+    # The shipped starter model's result comes first, before any training (issue 14, 5).
+    first = res.stdout.index("starter model, no training: test IoU@0.3 ")
+    assert first < res.stdout.index("$ voxlift train paired")
+    assert "(starter model " in res.stdout.splitlines()[-1]
+    assert (out / "starter_reconstruction.blend").stat().st_size > 0
+    starter_sheet = read_png(out / "starter_reconstruction.png")
+    assert starter_sheet.shape[1] >= 3 * 128 and np.unique(starter_sheet).size > 2
     assert len(list((out / "binvox").rglob("*.binvox"))) == 24
     ds = open_dataset(out / "dataset")
     assert len(ds) == 24 and ds.image_size == 32 and len(ds.indices("test")) > 0

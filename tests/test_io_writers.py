@@ -16,7 +16,7 @@ from voxlift.dataset_tools.obj import read_obj
 from voxlift.io import constants
 from voxlift.io.axes import y_up_to_z_up
 from voxlift.io.gltf import glb_bytes, write_glb, z_up_to_y_up
-from voxlift.io.grids import read_probs_npz, write_grid_binvox, write_probs_npz
+from voxlift.io.grids import read_prediction_npz, read_probs_npz, write_grid_binvox, write_probs_npz
 from voxlift.io.obj import write_mesh_obj
 
 
@@ -153,9 +153,31 @@ def test_probabilities_npz_round_trip_and_bad_file(tmp_path):
     assert back.dtype == np.float32 and np.allclose(back, probs) and viewer_centred is True
     with np.load(tmp_path / "p.npz") as z:
         assert list(z["names"]) == ["a", "b"]
+    old = read_prediction_npz(tmp_path / "p.npz")  # a file from before the extras: they read as None
+    assert (
+        old["threshold"] is None
+        and old["found"] is None
+        and old["boxes"] is None
+        and old["checkpoint"] is None
+    )
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(VoxliftError, match="bad.npz"):
         read_probs_npz(tmp_path / "bad.npz")
+
+
+def test_prediction_npz_carries_threshold_how_found_boxes_and_model(tmp_path):
+    """What a backend child hands the add-on: everything the panel shows and places by."""
+    probs = np.random.default_rng(1).random((2, 4, 4, 4)).astype(np.float32)
+    boxes = np.array([[0.1, 0.2, 0.9, 0.8], [0, 0, 1, 1]], np.float32)
+    write_probs_npz(tmp_path / "p.npz", probs, False, ["a", "b"], threshold=0.37, found=["alpha", "mask model"],
+                    boxes=boxes, checkpoint="/x/run/best.safetensors")  # fmt: skip
+    z = read_prediction_npz(tmp_path / "p.npz")
+    assert np.array_equal(z["probs"], probs) and z["viewer_centred"] is False and z["names"] == ["a", "b"]
+    assert z["threshold"] == pytest.approx(0.37) and z["found"] == ["alpha", "mask model"]
+    assert np.array_equal(z["boxes"], boxes) and z["checkpoint"] == "/x/run/best.safetensors"
+    write_probs_npz(tmp_path / "bad.npz", probs, True, ["a", "b"], found=["alpha"])  # one 'found' for two
+    with pytest.raises(VoxliftError, match="bad.npz"):
+        read_prediction_npz(tmp_path / "bad.npz")
 
 
 def test_downsample_is_a_box_mean_in_unit_range():

@@ -344,8 +344,10 @@ def test_reconstruct_warns_about_a_model_that_never_validated(run, tmp_path, mon
     out = tmp_path / "x.binvox"
     image = str(run["images"]["chair"])
     assert cli.main(["reconstruct", image, "--checkpoint", str(stopped), "--out", str(out)]) == 0
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("voxlift: warning: ") and "\n" not in err
+    lines = capsys.readouterr().err.strip().splitlines()
+    warnings = [line for line in lines if "warning" in line]  # beside the lines on model and threshold
+    assert len(warnings) == 1 and lines[0] == warnings[0] and warnings[0].startswith("voxlift: warning: ")
+    err = warnings[0]
     assert "step 2, before its first validation" in err and str(stopped) in err
     assert cli.main(["reconstruct", image, "--checkpoint", str(run["run"]), "--out", str(out)]) == 0
     assert "warning" not in capsys.readouterr().err  # a validated model: no warning
@@ -469,3 +471,95 @@ def test_without_pillow_blender_reads_the_image(tmp_path):
     blocked = code.replace("sys.modules['PIL'] = None", "sys.modules['PIL'] = sys.modules['bpy'] = None")
     res = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "neither Pillow nor Blender" in res.stderr and "box.bmp" in res.stderr
+
+
+def test_threshold_is_the_models_own_unless_given(run, probs, tmp_path, capsys):
+    """No --threshold: the threshold stored with the checkpoint (chosen on validation), read with and without
+    torch alike; --threshold overrides it. stderr says which model, which threshold, how the object was found."""
+    own = reconstruct.get_predictor(run["run"], "cpu").threshold
+    assert reconstruct.model_threshold(run["run"]) == pytest.approx(own) and 0 < own < 1
+    out = tmp_path / "own.binvox"
+    image = str(run["images"]["chair"])
+    assert cli.main(["reconstruct", image, "--checkpoint", str(run["run"]), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert np.array_equal(np.asarray(read_binvox(out).voxels, bool), probs >= own)
+    assert f"voxlift: model: {run['run'].name}\n" in err
+    assert f"voxlift: threshold {own:g} (the model's own)" in err
+    assert f"voxlift: {image}: object found by alpha" in err
+    assert cli.main(["reconstruct", image, "--checkpoint", str(run["run"]), "--threshold", "0.5",
+                     "--out", str(out)]) == 0  # fmt: skip
+    assert "threshold 0.5 (yours)" in capsys.readouterr().err
+    assert np.array_equal(np.asarray(read_binvox(out).voxels, bool), probs >= 0.5)
+
+
+def test_npz_carries_the_whole_prediction(run, tmp_path):
+    """The child-process path: the .npz holds the model's threshold, how each object was found, where it is in
+    its picture and the checkpoint used, and predict() in a child gives what it gives here."""
+    chair, table = (load_image(run["images"][k]) for k in ("chair", "table"))
+    here = reconstruct.predict([chair, table], str(run["run"]), "cpu")
+    child = reconstruct.predict(
+        [chair, table], str(run["run"]), "cpu", backend_process.Backend(sys.executable, external=True)
+    )
+    assert here.found == child.found == ["alpha", "alpha"]
+    assert here.threshold == pytest.approx(child.threshold) and here.threshold == pytest.approx(
+        reconstruct.model_threshold(run["run"])
+    )
+    assert here.checkpoint == child.checkpoint == str((run["run"] / "best.safetensors").resolve())
+    assert here.model == child.model == run["run"].name
+    assert np.allclose(here.boxes, child.boxes) and np.allclose(here.probs, child.probs, atol=1e-5)
+    # The box is the alpha's: the pixels framing counts as the object (alpha above one half).
+    alpha = chair[..., 3]
+    ys, xs = np.nonzero(alpha > 0.5)
+    h, w = alpha.shape
+    assert np.allclose(here.boxes[0], [xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h])
+
+
+def test_a_picture_with_no_object_is_one_line_naming_it(run, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    write_png(blank, np.full((64, 64, 3), 180, np.uint8))
+    err = one_error_line(
+        capsys, ["reconstruct", str(blank), "--checkpoint", str(run["run"]), "--out", str(tmp_path / "x.obj")]
+    )
+    assert (
+        err
+        == f"voxlift: error: {blank}: no object found in the picture (it looks like background everywhere)"
+    )
+    # the same words through a child process, naming the user's picture rather than the child's copy
+    backend = backend_process.Backend(sys.executable, external=True)
+    with pytest.raises(VoxliftError) as exc:
+        reconstruct.predict([load_image(blank)], str(run["run"]), "cpu", backend, names=[str(blank)])
+    assert f"{blank}: no object found in the picture" in str(exc.value) and ".npy" not in str(exc.value)
+
+
+def test_without_checkpoint_the_starter_model_reconstructs(tmp_path, capsys):
+    """No --checkpoint, no training: the starter model that ships with voxlift, at its own threshold."""
+    from voxlift.backend.starter import REACH, STARTER
+
+    ds = open_dataset_of_renderings(tmp_path)
+    image = tmp_path / "chair.png"
+    g, a = np.asarray(ds.images[0, 1]), np.asarray(ds.alpha[0, 1])
+    write_png(image, np.dstack([g, g, g, a]))
+    out = tmp_path / "chair.obj"
+    assert cli.main(["reconstruct", str(image), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"voxlift: model: starter ({REACH})" in err and "(the model's own)" in err
+    assert len(read_obj(out).faces) > 0
+    result = reconstruct.predict([load_image(image)])
+    assert result.model == "starter" and result.checkpoint == str(STARTER.resolve())
+    assert result.threshold == pytest.approx(reconstruct.model_threshold(STARTER))
+
+
+def open_dataset_of_renderings(tmp_path):
+    from voxlift.dataset_tools import open_dataset
+
+    return open_dataset(make_dataset(tmp_path / "data", chairs=1, tables=0, size=64, views=2))
+
+
+def test_box_of_an_object_on_a_plain_background(run):
+    """A product shot on white: the object is what differs from the border, and its box is where it is in the
+    picture (the fractions placement.py puts a reference image's result by)."""
+    photo = np.full((120, 200, 3), 245, np.uint8)
+    photo[30:90, 50:110] = (90, 70, 60)
+    result = reconstruct.predict([photo], str(run["run"]), "cpu")
+    assert result.found == ["border"]
+    assert np.allclose(result.boxes[0], [50 / 200, 30 / 120, 110 / 200, 90 / 120])

@@ -18,6 +18,8 @@ from ..io.constants import MATERIAL_COLOR, MATERIAL_NAME, MATERIAL_ROUGHNESS
 
 PROBS_KEY = "voxlift_probs"
 RES_KEY = "voxlift_resolution"
+MODEL_KEY = "voxlift_model"  # the model that made it: "starter" or its run's name
+FOUND_KEY = "voxlift_found"  # how its picture's object was found (backend/framing.py)
 THRESHOLD_MIN, THRESHOLD_MAX = 0.01, 0.99
 
 
@@ -132,11 +134,15 @@ def new_object(
     return obj
 
 
-def create_object(context, name: str, probs: np.ndarray, *, location=None, **kw) -> bpy.types.Object:
-    """new_object, linked to the active collection at the 3D cursor (or `location`), selected and active."""
+def create_object(
+    context, name: str, probs: np.ndarray, *, location=None, scale: float = 1.0, **kw
+) -> bpy.types.Object:
+    """new_object, linked to the active collection at the 3D cursor (or `location`), scaled uniformly by
+    `scale`, selected and active."""
     obj = new_object(name, probs, **kw)
     context.collection.objects.link(obj)
-    obj.location = context.scene.cursor.location if location is None else location
+    obj.location = context.scene.cursor.location if location is None else tuple(location)
+    obj.scale = (scale, scale, scale)
     for other in context.view_layer.objects.selected:
         other.select_set(False)
     obj.select_set(True)

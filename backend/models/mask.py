@@ -114,7 +114,7 @@ class MaskModel(BaseModel):
                 start_step=step,
                 rank=ctx.rank,
                 world=ctx.world,
-                workers=1,
+                workers=0,
             )
             self.batches = iter(loader)
         pictures, alpha = self.augment.mask_pictures(next(self.batches), ctx.device, step, cfg.size)

@@ -110,7 +110,12 @@ def add_arguments(p) -> None:
         help="train on the renderings as they are: no new backgrounds, exposure, blur, shifts or scales",
     )
     p.add_argument("--val-samples", type=int, default=512, help="val views used (a fixed, spread subset)")
-    p.add_argument("--workers", type=int, help="DataLoader workers (default: 1 on the CPU, 4 on CUDA)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="DataLoader worker processes (default: none on the CPU, where reading a view costs next to nothing "
+        "beside a training step, and a worker could hang a Ctrl-C; 4 on CUDA)",
+    )
 
 
 def lr_factor(step: int, progress: float, warmup: int) -> float:
@@ -218,7 +223,7 @@ class PairedModel(BaseModel):
         if not config.augment:
             aug.pictures, aug.shift, aug.scale = False, 0.0, 0.0
         self.augment = Augment(aug, seed=config.seed * 1000 + ctx.rank)
-        self.workers = 4 if cuda else 1
+        self.workers = 4 if cuda else 0
         self.val_samples = 512
         self._batches = None
         self._lr = config.lr

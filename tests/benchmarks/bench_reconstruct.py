@@ -7,9 +7,10 @@
    cubes, cubes with greedy merging and smooth; beside what existing voxel importers do, one object per
    filled voxel (linked duplicates of one cube mesh), timed in the same run. Medians of --reps runs.
 2. The Reconstruct click (bpy.ops.voxlift.reconstruct on a 128 px image in bpy.data.images, the add-on
-   installed from the built zip into a throwaway Blender user folder), with a model of the default paired
-   architecture (weights from a 1-step run on a tiny procedural dataset: the time does not depend on them):
-   cold (first click in a fresh Blender: imports torch, loads the checkpoint) and warm (median of 5 more).
+   installed from the built zip into a throwaway Blender user folder), with no model chosen: the starter
+   model that ships in the zip, at its own threshold. Cold (first click in a fresh Blender: imports torch,
+   loads the checkpoint) and warm (median of 5 more). Issue 14's budget: 3 s cold, 0.5 s warm on the CPU.
+3. `voxlift reconstruct IMAGE --out x.obj` (no --checkpoint) as a new process: the command line's cold time.
 Prints a markdown section on stdout; progress on stderr.
 """
 
@@ -124,8 +125,6 @@ import json, time
 A = json.loads(open(ARGS).read())
 s = bpy.context.scene.voxlift_reconstruct
 s.image = bpy.data.images.load(A["image"])
-s.checkpoint = A["run"]
-s.threshold = A["threshold"]
 times = []
 for i in range(6):
     t0 = time.perf_counter()
@@ -133,7 +132,8 @@ for i in range(6):
     times.append(time.perf_counter() - t0)
     assert res == {"FINISHED"}, res
 obj = bpy.context.active_object
-print(json.dumps({"times": times, "faces": len(obj.data.polygons), "resolution": obj["voxlift_resolution"]}))
+print(json.dumps({"times": times, "faces": len(obj.data.polygons), "resolution": obj["voxlift_resolution"],
+                  "model": obj["voxlift_model"], "threshold": obj.voxlift.threshold}))
 """
 
 
@@ -141,60 +141,32 @@ def click_times(work: Path) -> dict:
     from _blender_util import last_json, run_in_blender
     from _paired_util import make_dataset
 
+    from voxlift.backend.starter import STARTER
     from voxlift.dataset_tools import open_dataset
     from voxlift.dataset_tools.png import write_png
 
     data = work / "data"
     if not (data / "manifest.json").exists():
-        make_dataset(data, chairs=4, tables=4, size=128, views=8)
-    run = work / "run"
-    if not (run / "best.safetensors").exists():
-        log("training the default architecture for 1 step")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "voxlift",
-                "train",
-                "paired",
-                "--data",
-                str(data),
-                "--out",
-                str(run),
-                "--steps",
-                "1",
-                "--val-every",
-                "1",
-                "--val-samples",
-                "8",
-                "--workers",
-                "0",
-                "--quiet",
-            ],
-            check=True,
-            stdout=sys.stderr,
-        )
+        make_dataset(data, chairs=1, tables=0, size=128, views=2)
     ds = open_dataset(data)
     g, a = np.asarray(ds.images[0, 1]), np.asarray(ds.alpha[0, 1])
     image = work / "chair.png"
     write_png(image, np.stack([g, g, g, a], axis=-1))
     args = work / "args.json"
-    # A 1-step model's probabilities hover around 0.5: threshold where 10% of the voxels are filled
-    # (a chair fills about that), so the mesh has a realistic (rather a pessimistic, noisy) size.
-    from voxlift.io.images import load_image
-    from voxlift.reconstruct import predict
-
-    probs, _ = predict([load_image(image)], str(run), "cpu")
-    threshold = float(np.clip(np.quantile(probs, 0.9), 0.01, 0.99))
-    args.write_text(json.dumps({"image": str(image), "run": str(run), "threshold": threshold}))
-    config = json.loads((run / "config.json").read_text())
+    args.write_text(json.dumps({"image": str(image)}))
     res = run_in_blender(f"ARGS = {str(args)!r}\n" + CLICK_SCRIPT, work, timeout=600)
     out = last_json(res.stdout)
-    out["config"] = {
-        k: config[k]
-        for k in ("image_size", "input_size", "resolution", "latent_dim", "encoder_width", "decoder_width")
-    }
+    out["cli_s"] = cli_time(image, work / "chair.obj")
+    out["starter_mb"] = STARTER.stat().st_size / 1e6
     return out
+
+
+def cli_time(image: Path, out: Path) -> float:
+    """Wall time of `python -m voxlift reconstruct IMAGE --out OUT` (no --checkpoint) in a new process."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "voxlift", "reconstruct", str(image), "--out", str(out)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=sys.stderr)  # fmt: skip
+    return time.perf_counter() - t0
 
 
 def main() -> int:
@@ -211,23 +183,22 @@ def main() -> int:
         click = click_times(Path(tmp))
     rows = mesh_building(args.reps, args.max_objects)
     t = click["times"]
-    cfg = click["config"]
     lines = [
         "## Reconstruct in Blender",
         "",
         (
-            "Click to object in the scene: `bpy.ops.voxlift.reconstruct` on a 128 px image in "
-            "`bpy.data.images`, the add-on installed from the built zip, CPU, default paired architecture "
-            f"(input {cfg['input_size']} px, {cfg['resolution']}³ grid, latent {cfg['latent_dim']}, encoder "
-            f"width {cfg['encoder_width']}, decoder width {cfg['decoder_width']}); cubes mode, "
-            f"{click['faces']} faces (threshold at the 90th percentile of the 1-step model's output: 10% of "
-            "the voxels filled, noisier than a chair, so a pessimistic mesh size)."
+            "Click to object in the scene: `bpy.ops.voxlift.reconstruct` on a 128 px picture of a chair in "
+            "`bpy.data.images`, the add-on installed from the built zip into a fresh Blender, CPU, no model "
+            f"chosen: the {click['model']} model shipped in the zip ({click['starter_mb']:.1f} MB) at its own "
+            f"threshold ({click['threshold']:.2f}); cubes mode, {click['faces']} faces. Budget (issue 14): "
+            "3 s cold, 0.5 s warm."
         ),
         "",
         "| click | seconds |",
         "|---|---|",
-        f"| cold (fresh Blender: imports torch, loads the checkpoint) | {t[0]:.2f} |",
+        f"| cold (fresh Blender: imports torch, loads the starter model) | {t[0]:.2f} |",
         f"| warm (median of the next {len(t) - 1}) | {float(np.median(t[1:])):.3f} |",
+        f"| `voxlift reconstruct chair.png --out chair.obj`, a new process (no --checkpoint) | {click['cli_s']:.2f} |",
         "",
         (
             "Mesh building for a procedural chair (best of "

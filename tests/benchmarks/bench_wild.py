@@ -105,9 +105,18 @@ def datasets(work: Path, synthetic: int) -> dict[str, Path]:
 # ---------------------------------------------------------------------------------------------- training
 
 
+MASK_MINUTES = 20  # the mask model that cuts out the held-out library's pictures, trained on lolo alone
+
+
 def runs(d: dict[str, Path], minutes: list[float]) -> dict[str, tuple[list, Path]]:
     """name -> (voxlift train arguments, run folder)."""
-    out = {}
+    mask = d["lolo"].parents[1] / "runs" / "mask-lolo"
+    out = {
+        "mask-lolo": (
+            ["train", "mask", "--data", d["lolo"], "--out", mask, "--max-minutes", MASK_MINUTES],
+            mask,
+        )
+    }
     for m in minutes:
         for name, data, extra in (
             ("lolo", d["lolo"], []),
@@ -132,7 +141,11 @@ def train_all(plan: dict, jobs: int) -> None:
         log(f"trained {name} in {(time.time() - t) / 60:.1f} min")
 
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(one, sorted(todo.items(), key=lambda kv: -float(kv[0].split("-")[1]))))
+        list(pool.map(one, sorted(todo.items(), key=lambda kv: -_minutes(kv[1][0]))))
+
+
+def _minutes(args: list) -> float:
+    return float(args[args.index("--max-minutes") + 1])
 
 
 def _unfinished(run: Path) -> bool:
@@ -176,7 +189,12 @@ def overall(result: dict, key: str = "iou@0.3") -> float:
 
 
 def reconstruct_iou(
-    run: Path, pictures: list[np.ndarray], azimuths: list[float], truths: list[np.ndarray], folder: Path
+    run: Path,
+    pictures: list[np.ndarray],
+    azimuths: list[float],
+    truths: list[np.ndarray],
+    folder: Path,
+    mask=None,
 ) -> float:
     """Mean IoU of `voxlift reconstruct` on the pictures (object frame, the model's own threshold)."""
     from voxlift.backend.metrics import iou
@@ -196,7 +214,10 @@ def reconstruct_iou(
             write_png(p, pictures[i])
             paths.append(p)
         out = folder / f"az{az:g}.npz"
-        done = voxlift("reconstruct", *paths, "--checkpoint", run, "--out", out, check=False) is not None
+        extra = ["--mask-model", mask] if mask else []
+        done = (
+            voxlift("reconstruct", *paths, "--checkpoint", run, "--out", out, *extra, check=False) is not None
+        )
         batches = (
             [(paths, idx, out)] if done else [([p], [i], p.with_suffix(".npz")) for p, i in zip(paths, idx)]
         )
@@ -214,7 +235,7 @@ def reconstruct_iou(
 
 
 def robustness(
-    run: Path, data: Path, work: Path, models=None, views=None, kinds=PERTURBATIONS
+    run: Path, data: Path, work: Path, models=None, views=None, kinds=PERTURBATIONS, mask=None
 ) -> dict[str, float]:
     """IoU of each picture kind made from `data`'s views (every model and view unless given)."""
     from voxlift.dataset_tools import open_dataset
@@ -232,7 +253,7 @@ def robustness(
                 )
             azimuths.append(view.azimuth)
             truths.append(np.asarray(ds.voxels[m]))
-    return {k: reconstruct_iou(run, pics[k], azimuths, truths, work / run.name / k) for k in kinds}
+    return {k: reconstruct_iou(run, pics[k], azimuths, truths, work / run.name / k, mask) for k in kinds}
 
 
 # ---------------------------------------------------------------------------------------------- icons
@@ -317,7 +338,7 @@ def icon_view(images: list[np.ndarray], grids: list[np.ndarray]) -> tuple[float,
     return best[1], best[2]
 
 
-def icon_scores(run: Path, data: Path, work: Path, models=None) -> dict[str, float]:
+def icon_scores(run: Path, data: Path, work: Path, models=None, mask=None) -> dict[str, float]:
     """IoU of the icons of `data`'s Sweet Home 3D models through `voxlift reconstruct`: as RGBA, on white, and
     on a held-out photograph; each library's icon view found from its silhouettes."""
     rng = np.random.default_rng(0)
@@ -334,7 +355,7 @@ def icon_scores(run: Path, data: Path, work: Path, models=None) -> dict[str, flo
         azs += [az] * len(images)
         truths += grids
     return {
-        name: reconstruct_iou(run, p, azs, truths, work / run.name / f"icons-{name}")
+        name: reconstruct_iou(run, p, azs, truths, work / run.name / f"icons-{name}", mask)
         for name, p in pics.items()
     }
 
@@ -349,8 +370,9 @@ def score_budget(m: float, d: dict[str, Path], plan: dict, work: Path) -> dict:
         "mix": evaluate(run["mix"], d["mix"], "test"),
         "chairs": evaluate(run["chairs"], d["mix"], "test", "table"),
     }
-    r["robustness"] = robustness(run["lolo"], d["heldout"], work / "pictures")
-    r["icons"] = icon_scores(run["lolo"], d["heldout"], work / "pictures")
+    mask = plan["mask-lolo"][1]  # never saw the held-out library
+    r["robustness"] = robustness(run["lolo"], d["heldout"], work / "pictures", mask=mask)
+    r["icons"] = icon_scores(run["lolo"], d["heldout"], work / "pictures", mask=mask)
     r["steps"] = {
         k: json.loads((v / "log.jsonl").read_text().splitlines()[-1])["step"] for k, v in run.items()
     }

@@ -5,10 +5,11 @@
 1. data     voxlift render of everything voxlift may train on: the chairs and tables of KatorLegaz, Scopia and
             BlendSwap-CC-0 with two shape variants each (augment:2), and synthetic:N procedural ones, with
             randomised appearance (never BlendSwap-CC-BY, the external test set);
-2. train    voxlift train paired --data DATA --out RUN --steps N --seed 0, the defaults otherwise (a step
-            budget, not a time budget, so that the same command gives the same weights);
-3. ship     its best checkpoint in half precision to backend/assets/starter.safetensors (python -m
-            voxlift.backend.export), after checking that half precision loses nothing on the test split;
+2. train    voxlift train mask --data DATA --out MASK --steps M --seed 0 (the mask model that finds the object
+            in pictures without alpha), then voxlift train paired --data DATA --out RUN --steps N --seed 0, the
+            defaults otherwise (step budgets, not time budgets, so that the same command gives the same weights);
+3. ship     both best checkpoints in half precision to backend/assets/mask.safetensors and starter.safetensors
+            (python -m voxlift.backend.export), after checking that half precision loses nothing on the test split;
 4. measure  on the data's test split (never trained on): IoU beside retrieval and the mean shape; the test
             views as pictures as users have them (user_pictures.py) through `voxlift reconstruct`; the
             Sweet Home 3D catalog icons of the test split's models; and the demo's own test split;
@@ -161,9 +162,19 @@ def card(args, data: Path, trained: dict, shipped: dict, fig: dict | None) -> st
             f"test-split IoU {shipped['float32']:.3f} in float32, {shipped['float16']:.3f} in float16. Decision "
             f"threshold {p.threshold:g} (chosen on the validation split)."
         ),
+        (
+            f"- **Mask model** (backend/assets/mask.safetensors, {(ASSETS / 'mask.safetensors').stat().st_size / 1e6:.1f} "
+            f"MB: finds the object in pictures without alpha, for every model): `voxlift train mask`, "
+            f"{trained['mask']['steps']} steps, seed 0, {trained['mask']['minutes']:.0f} min, the same data."
+        ),
         "- **Command**: `python build.py starter "
         + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in (("steps", args.steps), ("synthetic", args.synthetic))
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in (
+                ("steps", args.steps),
+                ("mask_steps", args.mask_steps),
+                ("synthetic", args.synthetic),
+            )
         )
         + "`.",
     ]
@@ -217,6 +228,7 @@ def figure_lines(fig: dict) -> list[str]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=8000)
+    p.add_argument("--mask-steps", type=int, default=6000)
     p.add_argument("--synthetic", type=int, default=1000)
     p.add_argument(
         "--work", type=Path, default=Path(os.environ.get("VOXLIFT_STARTER_WORK", "/tmp/voxlift-starter"))
@@ -224,8 +236,12 @@ def main() -> int:
     p.add_argument("--skip-figures", action="store_true", help="train and ship only")
     args = p.parse_args()
     data = render_data(args.work, args.synthetic)
+    mask_run = args.work / "mask"
+    trained_mask = train("mask", data, mask_run, args.mask_steps)
+    _export(mask_run, ASSETS / "mask.safetensors", half=True)
     run = args.work / "run"
-    trained = train(data, run, args.steps)
+    trained = train("paired", data, run, args.steps)
+    trained["mask"] = trained_mask
     out = ASSETS / "starter.safetensors"
     shipped = ship(run, out, data)
     fig = None if args.skip_figures else figures(out, data, args.work)
