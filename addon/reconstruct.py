@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from . import backend_process, meshing
+from .backend.run_files import BEST, LAST, read_meta, resolve_checkpoint
 from .backend.starter import REACH, checkpoint_or_starter, is_starter
 from .dataset_tools.errors import VoxliftError
 from .io.grids import read_prediction_npz
 from .io.images import downsample
-from .run_folder import BEST, LAST, read_meta, unvalidated_warning
+from .run_folder import unvalidated_warning
 
 CHILD_ENV = "VOXLIFT_BACKEND_CHILD"  # set in a backend child: it never starts another child
 CHILD_TIMEOUT_S = 600
@@ -74,17 +75,8 @@ class Prediction:
 
 
 def checkpoint_file(checkpoint: str | os.PathLike) -> Path:
-    """The file a checkpoint names: a run folder's best checkpoint (else its last), or the file itself
-    (backend/checkpoint.resolve_checkpoint's rule, without torch); VoxliftError when there is none."""
-    p = Path(checkpoint)
-    if p.is_dir():
-        for name in (BEST, LAST):
-            if (p / name).is_file():
-                return p / name
-        raise VoxliftError(f"{p}: no {BEST} or {LAST} in this run folder")
-    if not p.is_file():
-        raise VoxliftError(f"{p}: no such checkpoint")
-    return p
+    """The file a checkpoint names (a run folder's best, else its last), without torch."""
+    return resolve_checkpoint(checkpoint)
 
 
 def model_path(checkpoint) -> Path:

@@ -8,30 +8,12 @@ and the budget (backend/loop.py), so the share of the budget spent is computed h
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-BEST, LAST = "best.safetensors", "last.safetensors"  # backend/checkpoint.py's names
-META_KEY = "voxlift"
-HEADER_LENGTH_BYTES = 8
-MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
-
-
-def read_meta(path: str | os.PathLike) -> dict | None:
-    """voxlift's metadata of a .safetensors file, or None when the file is not one (or is damaged)."""
-    try:
-        with open(path, "rb") as f:
-            n = int.from_bytes(f.read(HEADER_LENGTH_BYTES), "little")
-            if not 0 < n <= MAX_HEADER_BYTES:
-                return None
-            header = json.loads(f.read(n))
-        meta = json.loads(header["__metadata__"][META_KEY])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return meta if isinstance(meta, dict) else None
+from .backend.run_files import BEST, LAST, read_meta
 
 
 def _number(value) -> float | None:

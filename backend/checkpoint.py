@@ -21,9 +21,8 @@ import torch
 
 from ..dataset_tools.errors import VoxliftError
 from ..dataset_tools.fileio import atomic_write_bytes  # temp file + fsync + os.replace
+from .run_files import BEST, CONFIG, LAST, META_KEY, resolve_checkpoint  # noqa: F401 (this module's API too)
 
-META_KEY = "voxlift"
-BEST, LAST, CONFIG = "best.safetensors", "last.safetensors", "config.json"
 HALF = (torch.float16, torch.bfloat16)
 
 
@@ -38,19 +37,6 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict) ->
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     atomic_write_bytes(Path(path), save(tensors, metadata={META_KEY: json.dumps(meta)}))
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder (its best checkpoint, else its last)."""
-    p = Path(path)
-    if p.is_dir():
-        for name in (BEST, LAST):
-            if (p / name).is_file():
-                return p / name
-        raise VoxliftError(f"{p}: no {BEST} or {LAST} in this run folder")
-    if not p.is_file():
-        raise VoxliftError(f"{p}: no such checkpoint")
-    return p
 
 
 def load_checkpoint(

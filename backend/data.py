@@ -357,6 +357,42 @@ class Augment:
 # ---------------------------------------------------------------------------------------------- statistics
 
 
+def run_fields(args, ds: Dataset, categories: list[str] | None = None) -> dict:
+    """The RunConfig fields a new run of any kind fills from its command and dataset: the sizes, what the
+    training renderings look like (background level, framing, occupied share), the seed."""
+    from pathlib import Path
+
+    from .config import CONFIG_VERSION
+
+    stats = dataset_statistics(ds, ds.indices("train", categories))
+    return {
+        "version": CONFIG_VERSION,
+        "data": str(Path(args.data).resolve()),
+        "image_size": ds.image_size,
+        "resolution": ds.resolution,
+        "categories": categories,
+        "background": stats["background"],
+        "fill": stats["fill"],
+        "occupancy": stats["occupancy"],
+        "seed": args.seed,
+    }
+
+
+def step_batches(dataset: ViewDataset, batch_size: int, seed: int, step: int, ctx, workers: int = 0):
+    """An endless iterator of the batches from `step` on: the batches a run resumed at `step` must see."""
+    loader = make_loader(
+        dataset,
+        batch_size,
+        seed=seed,
+        start_step=step,
+        rank=ctx.rank,
+        world=ctx.world,
+        workers=workers,
+        pin_memory=ctx.device.type == "cuda",
+    )
+    return iter(loader)
+
+
 def dataset_statistics(ds: Dataset, models: np.ndarray, max_models: int = 200) -> dict:
     """Measured on (a sample of) the training models: occupied share, background level, framing.
 

@@ -98,25 +98,15 @@ def add_generators_argument(p: argparse.ArgumentParser) -> None:
 
 def network_fields(args, ds) -> dict:
     """UnpairedConfig's fields for a new run, from the command's options and the dataset."""
-    from pathlib import Path
-
-    from .data import dataset_statistics
+    from .data import run_fields
 
     input_size = args.input_size or min(ds.image_size, 64)
     kind, camera = resolve_generators(args.generators, ds, input_size)
-    stats = dataset_statistics(ds, ds.indices("train", args.categories))
     return {
-        "version": 2,
-        "data": str(Path(args.data).resolve()),
-        "image_size": ds.image_size,
+        **run_fields(args, ds, args.categories),
         "input_size": input_size,
-        "resolution": ds.resolution,
         "viewer_centred": True,
         "views": args.views,
-        "categories": args.categories,
-        "background": stats["background"],
-        "fill": stats["fill"],
-        "occupancy": stats["occupancy"],
         "latent_dim": args.latent_dim,
         "encoder_width": args.encoder_width,
         "decoder_width": args.decoder_width,
@@ -128,7 +118,6 @@ def network_fields(args, ds) -> dict:
         "pairing": args.pairing,
         "pos_weight": args.pos_weight,
         "batch_size": args.batch_size,
-        "seed": args.seed,
     }
 
 

@@ -13,7 +13,6 @@ pictures; the best IoU is kept. voxlift ships one (assets/mask.safetensors, `pyt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..config import RunConfig, sized
-from ..data import Augment, AugmentConfig, ViewDataset, dataset_statistics, make_loader
+from ..data import Augment, AugmentConfig, ViewDataset, run_fields, step_batches
 from ..mask_net import MaskNet, mask_loss
 from ..metrics import iou
 from .base import BaseModel, Validation
@@ -66,21 +65,13 @@ class MaskModel(BaseModel):
 
     @classmethod
     def config_from_args(cls, args, ds) -> MaskConfig:
-        stats = dataset_statistics(ds, ds.indices("train"))
         return MaskConfig(
-            version=2,
-            data=str(Path(args.data).resolve()),
-            image_size=ds.image_size,
+            **run_fields(args, ds),
             input_size=args.size,
-            resolution=ds.resolution,
-            background=stats["background"],
-            fill=stats["fill"],
-            occupancy=stats["occupancy"],
             size=args.size,
             width=args.width,
             lr=args.lr,
             batch_size=args.batch_size,
-            seed=args.seed,
         )
 
     def __init__(self, config: MaskConfig, ds, ctx):
@@ -107,16 +98,7 @@ class MaskModel(BaseModel):
     def train_step(self, step: int, progress: float) -> dict:
         cfg, ctx = self.config, self.ctx
         if self.batches is None:
-            loader = make_loader(
-                self.train_set,
-                cfg.batch_size,
-                seed=cfg.seed,
-                start_step=step,
-                rank=ctx.rank,
-                world=ctx.world,
-                workers=0,
-            )
-            self.batches = iter(loader)
+            self.batches = step_batches(self.train_set, cfg.batch_size, cfg.seed, step, ctx)
         pictures, alpha = self.augment.mask_pictures(next(self.batches), ctx.device, step, cfg.size)
         self._lr = cfg.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
         for group in self.optim.param_groups:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +26,7 @@ from torch import nn
 from ...dataset_tools.errors import VoxliftError
 from .. import checkpoint as ckpt
 from ..config import DECODER_HEADS, NORMS, RunConfig, check, one_of, sized
-from ..data import Augment, AugmentConfig, ViewDataset, dataset_statistics, make_loader
+from ..data import Augment, AugmentConfig, ViewDataset, run_fields, step_batches
 from ..losses import LOSSES, positive_weight, voxel_loss
 from ..metrics import iou
 from ..networks import add_decoder_head_argument
@@ -161,14 +160,11 @@ class PairedModel(BaseModel):
                 f"{args.data}: no training models"
                 + (f" of categories {args.categories}" if args.categories else "")
             )
-        stats = dataset_statistics(ds, train_models)
+        fields = run_fields(args, ds, args.categories)
         cuda = pick_device(args.device).type == "cuda"
         return PairedConfig(
-            version=2,
-            data=str(Path(args.data).resolve()),
-            image_size=ds.image_size,
+            **{**fields, "fill": FRAME_FILL},  # pictures are framed so, in training and in use
             input_size=args.input_size or min(ds.image_size, 64),
-            resolution=ds.resolution,
             latent_dim=args.latent_dim,
             encoder_width=args.encoder_width,
             decoder_width=args.decoder_width,
@@ -176,19 +172,14 @@ class PairedModel(BaseModel):
             lift=not args.no_lift and not args.object_frame,
             norm=args.norm,
             viewer_centred=not args.object_frame,
-            categories=args.categories,
             loss=args.loss,
-            pos_weight=args.pos_weight or positive_weight(stats["occupancy"]),
-            occupancy=stats["occupancy"],
-            background=stats["background"],
+            pos_weight=args.pos_weight or positive_weight(fields["occupancy"]),
             augment=not args.no_augment,
             framing="bbox",
-            fill=FRAME_FILL,
             lr=args.lr,
             weight_decay=args.weight_decay,
             warmup=args.warmup,
             clip=args.clip,
-            seed=args.seed,
             batch_size=args.batch_size or (64 if cuda else 16),
         )
 
@@ -242,17 +233,7 @@ class PairedModel(BaseModel):
     def train_step(self, step: int, progress: float) -> dict:
         cfg, ctx = self.config, self.ctx
         if self._batches is None:  # the loader starts where a resumed run stopped
-            loader = make_loader(
-                self.train_set,
-                cfg.batch_size,
-                seed=cfg.seed,
-                start_step=step,
-                rank=ctx.rank,
-                world=ctx.world,
-                workers=self.workers,
-                pin_memory=ctx.device.type == "cuda",
-            )
-            self._batches = iter(loader)
+            self._batches = step_batches(self.train_set, cfg.batch_size, cfg.seed, step, ctx, self.workers)
         x, target = self.augment(next(self._batches), ctx.device, step=step, size=cfg.input_size)
         x = resize_input(x, cfg.input_size)
         if ctx.amp:

@@ -19,7 +19,6 @@ The loop (loop.py) does everything else: run folder, resume, budget, progress, l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +26,7 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..config import RunConfig, sized
-from ..data import Augment, AugmentConfig, ViewDataset, dataset_statistics, make_loader
+from ..data import Augment, AugmentConfig, ViewDataset, run_fields, step_batches
 from ..losses import positive_weight, voxel_loss
 from ..metrics import iou
 from .base import BaseModel, Validation
@@ -68,20 +67,13 @@ class TemplateModel(BaseModel):
 
     @classmethod
     def config_from_args(cls, args, ds) -> TemplateConfig:
-        stats = dataset_statistics(ds, ds.indices("train"))
+        fields = run_fields(args, ds)
         return TemplateConfig(
-            version=2,
-            data=str(Path(args.data).resolve()),
-            image_size=ds.image_size,
+            **fields,
             input_size=min(ds.image_size, 64),
-            resolution=ds.resolution,
-            background=stats["background"],
-            fill=stats["fill"],
-            occupancy=stats["occupancy"],
-            pos_weight=positive_weight(stats["occupancy"]),
+            pos_weight=positive_weight(fields["occupancy"]),
             lr=args.lr,
             batch_size=args.batch_size,
-            seed=args.seed,
         )
 
     def __init__(self, config: TemplateConfig, ds, ctx):
@@ -100,10 +92,9 @@ class TemplateModel(BaseModel):
 
     def train_step(self, step: int, progress: float) -> dict:
         if self.batches is None:  # data order is a function of the step: a resumed run goes on exactly
-            loader = make_loader(
-                self.train_set, self.config.batch_size, seed=self.config.seed, start_step=step, workers=0
+            self.batches = step_batches(
+                self.train_set, self.config.batch_size, self.config.seed, step, self.ctx
             )
-            self.batches = iter(loader)
         x, target = self.augment(next(self.batches), self.ctx.device, step=step)
         loss = voxel_loss(self.model(x), target, "weighted-bce", self.config.pos_weight)
         self.optim.zero_grad(set_to_none=True)
