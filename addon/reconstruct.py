@@ -161,12 +161,6 @@ def framed_inputs(images: list[np.ndarray], predictor, names=None) -> tuple:
     )
 
 
-def network_inputs(images: list[np.ndarray], predictor) -> tuple[np.ndarray, np.ndarray]:
-    """Pictures as the model's input: (gray, alpha) float32 [B, S, S], framed like its training renderings."""
-    gray, alpha, _, _ = framed_inputs(images, predictor)
-    return gray, alpha
-
-
 # ---------------------------------------------------------------------------------------------- prediction
 
 
@@ -188,8 +182,8 @@ def predict_here(
 ) -> Prediction:
     """The Prediction with torch in this process."""
     p = get_predictor(checkpoint, device, mask_model)
-    gray, alpha, found, boxes = framed_inputs(images, p, names)
-    probs = p.predict(gray, alpha)
+    gray, _alpha, found, boxes = framed_inputs(images, p, names)
+    probs = p.predict(gray)  # framed_inputs composited the pictures onto the background: not twice
     return Prediction(probs, p.viewer_centred, p.threshold, found, boxes, str(checkpoint_file(checkpoint)))
 
 

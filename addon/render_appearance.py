@@ -109,7 +109,7 @@ class ModelLook:
 
 
 # Luma weights in 1/256: plain keeps Rec. 709 (its gray images are unchanged); random stores Rec. 601, as
-# backend/predict.prepare_image converts users' pictures.
+# backend/framing.py converts users' pictures.
 REC709 = (54, 183, 19)
 REC601 = (77, 150, 29)
 

@@ -221,17 +221,15 @@ def make_loader(
     )
 
 
-def eval_batches(dataset: ViewDataset, batch_size: int):
-    """Every item once, in order, as collated batches (no workers: evaluation reads each item once)."""
-    for start in range(0, len(dataset), batch_size):
-        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        yield torch.utils.data.default_collate(items)
-
-
 # ---------------------------------------------------------------------------------------------- augmentation
 
 
-MASK_STREAM = 7919  # the mask pictures' draws are their own stream (ints hash the same in every process)
+MASK_STREAM = 7919  # the mask pictures' draws are their own stream
+
+
+def _draw_seed(seed: int, step: int, stream: int = 0) -> int:
+    """The generator seed of a step's draws: a function of (seed, step, stream) alone, the same in any process."""
+    return (seed * 1_000_003 + step * 65_537 + stream) % (2**63)
 
 
 @dataclass
@@ -307,7 +305,7 @@ class Augment:
 
                 img = warp(img, alpha, cfg.background, scale0, shift0)[0]
             return (img * 2 - 1).unsqueeze(1), target
-        gen = torch.Generator().manual_seed(hash((self.seed, step)) & 0x7FFFFFFF)
+        gen = torch.Generator().manual_seed(_draw_seed(self.seed, step))
         if cfg.pictures:
             img, alpha = self._as_found(img, alpha, gen)
             if framed:  # framed by the mask found, as at use
@@ -329,7 +327,7 @@ class Augment:
         background, as in a user's photo before it is framed: (pictures [B, 1, s, s] in [-1, 1], alpha)."""
         cfg = self.config
         img, alpha = self._images(batch, device, size)
-        gen = torch.Generator().manual_seed(hash((self.seed, step, MASK_STREAM)) & 0x7FFFFFFF)
+        gen = torch.Generator().manual_seed(_draw_seed(self.seed, step, MASK_STREAM))
         b = img.shape[0]
         lo, hi = cfg.mask_scale
         scale = lo + (hi - lo) * torch.rand(b, generator=gen)
@@ -396,7 +394,7 @@ def step_batches(dataset: ViewDataset, batch_size: int, seed: int, step: int, ct
 def dataset_statistics(ds: Dataset, models: np.ndarray, max_models: int = 200) -> dict:
     """Measured on (a sample of) the training models: occupied share, background level, framing.
 
-    `fill` is the median longest side of the alpha bounding box over the image side: prepare_image scales
+    `fill` is the median longest side of the alpha bounding box over the image side: framing.frame_picture scales
     a user's object to it, as the renderer framed the training images."""
     models = np.asarray(models)
     pick = (

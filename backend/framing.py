@@ -161,9 +161,3 @@ def _window(gray, a, background, cx, cy, side, size) -> tuple[np.ndarray, np.nda
         both = F.avg_pool2d(both, k, stride=1, padding=k // 2, count_include_pad=False)[..., :h, :w]
     res = F.grid_sample(both, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0].numpy()
     return (res[0] + background).clip(0, 1).astype(np.float32), res[1].clip(0, 1).astype(np.float32)
-
-
-def prepare_image(image, size: int, background: float = 1.0, fill: float = 0.7, alpha=None, find_mask=None):
-    """frame_picture without the `how`: (gray, alpha) float32 [size, size]."""
-    framed = frame_picture(image, size, background, fill, alpha, find_mask)
-    return framed.gray, framed.alpha

@@ -108,8 +108,8 @@ class Budget:
     def from_args(args, default_steps: int) -> Budget | None:
         """The command's budget; None when it names none."""
         if args.steps is not None:
-            if args.steps < 0:
-                raise VoxliftError(f"--steps {args.steps}: must be at least 0")
+            if args.steps < 1:
+                raise VoxliftError(f"--steps {args.steps}: must be at least 1")
             return Budget(args.steps, None)
         if args.max_minutes is not None:
             if not args.max_minutes > 0:
@@ -118,10 +118,13 @@ class Budget:
         return None
 
     @staticmethod
-    def from_meta(meta: dict) -> Budget:
-        # Paired runs from before the one loop stored their step total as "schedule_total".
-        steps = meta.get("steps_total", meta.get("schedule_total"))
-        return Budget(int(steps) if steps else None, meta.get("budget_s"))
+    def from_meta(meta: dict, default_steps: int) -> Budget:
+        # Paired runs from before the one loop stored their step total as "schedule_total"; a checkpoint
+        # that names no budget had the kind's default.
+        steps, seconds = meta.get("steps_total", meta.get("schedule_total")), meta.get("budget_s")
+        if not steps and not seconds:
+            steps = default_steps
+        return Budget(int(steps) if steps else None, float(seconds) if seconds else None)
 
 
 @dataclass
@@ -144,7 +147,7 @@ def plan_resume(out: Path, args, kind: str, default_steps: int) -> tuple[Resume,
         return Resume(), asked or Budget(default_steps, None)
     tensors, meta = ckpt.load_checkpoint(last, kinds=(kind,))
     try:
-        step, elapsed, kept = int(meta["step"]), float(meta["elapsed"]), Budget.from_meta(meta)
+        step, elapsed, kept = int(meta["step"]), float(meta["elapsed"]), Budget.from_meta(meta, default_steps)
     except (KeyError, TypeError, ValueError) as exc:
         raise VoxliftError(
             f"{last}: not a resumable checkpoint (its training state is damaged: {exc!r}); train into another --out"

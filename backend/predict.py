@@ -1,8 +1,9 @@
 """Using a trained checkpoint: what `voxlift evaluate` and the Blender add-on's reconstruct panel call.
 
     p = load_predictor("runs/chairs")              # a run folder (its best checkpoint) or a .safetensors file
-    gray, alpha = p.prepare(picture)               # find the object (alpha, plain border or mask model), frame it
-    probs = p.predict(gray[None], alpha[None])     # float32 [1, R, R, R] occupancy probabilities
+    gray, alpha = p.prepare(picture)               # find the object (alpha, plain border or mask model), cut it
+                                                   # out onto the training background and frame it
+    probs = p.predict(gray[None])                  # float32 [1, R, R, R] occupancy probabilities
     grid = probs[0] >= p.threshold                 # the model's own threshold, chosen on validation
     if p.viewer_centred:                           # the grid is as seen from the front: turn it back
         probs = to_object_frame(probs, azimuth)    # azimuth (degrees) of the view the image was taken from
@@ -22,7 +23,7 @@ from ..dataset_tools.errors import VoxliftError
 from . import checkpoint as ckpt
 from .config import RunConfig
 from .data import to_object_frame_torch
-from .framing import Framed, frame_picture, prepare_image, unit  # noqa: F401 (prepare_image: the add-on's entry)
+from .framing import Framed, frame_picture, unit
 from .registry import model_class, reconstructing_kinds
 
 FALLBACK_THRESHOLD = 0.4  # checkpoints from before the threshold was chosen on validation
@@ -61,10 +62,11 @@ class Predictor:
         if self.framing != "bbox":
             return self.predict(images)
         framed = [self.prepare(g, a) for g, a in zip(np.asarray(images), np.asarray(alpha), strict=True)]
-        return self.predict(np.stack([g for g, _ in framed]), np.stack([a for _, a in framed]))
+        return self.predict(np.stack([g for g, _ in framed]))  # already on the background: composite once
 
     def prepare(self, picture, alpha=None) -> tuple[np.ndarray, np.ndarray]:
-        """A user's picture -> (gray, alpha) [S, S] framed like the training renderings (framing.py)."""
+        """A user's picture -> (gray, alpha) [S, S] framed like the training renderings (framing.py); the gray is
+        already composited onto the training background, so predict() takes it without the alpha."""
         framed = self.frame(picture, alpha)
         return framed.gray, framed.alpha
 

@@ -17,7 +17,8 @@ from voxlift.backend.data import (
     to_object_frame_torch,
     to_viewer_frame,
 )
-from voxlift.backend.predict import prepare_image, to_object_frame
+from voxlift.backend.framing import frame_picture
+from voxlift.backend.predict import to_object_frame
 from voxlift.dataset_tools import make_view, open_dataset, project
 
 torch.set_num_threads(1)
@@ -151,7 +152,7 @@ def test_statistics_measure_the_dataset(tiny):
     assert 0.2 < st["fill"] < 0.9
 
 
-def test_prepare_image_frames_a_user_image_like_the_renderings(tiny):
+def test_frame_picture_frames_a_user_image_like_the_renderings(tiny):
     ds = open_dataset(tiny)
     img, alpha = ds.images[0, 1], ds.alpha[0, 1]
     # The same object, twice as large, off-centre, on a grey RGBA canvas.
@@ -162,7 +163,9 @@ def test_prepare_image_frames_a_user_image_like_the_renderings(tiny):
     canvas[10:74, 40:104, :3] = big[..., None]
     canvas[10:74, 40:104, 3] = big_a
     fill = max(np.ptp(np.nonzero(alpha)[0]), np.ptp(np.nonzero(alpha)[1])) / 32 + 1 / 32
-    gray, a = prepare_image(canvas, 32, background=1.0, fill=fill)
+    framed = frame_picture(canvas, 32, background=1.0, fill=fill)
+    gray, a = framed.gray, framed.alpha
+    assert framed.how == "alpha"
     assert gray.shape == (32, 32) and a.shape == (32, 32)
     ys, xs = np.nonzero(a > 0.5)
     assert abs(max(np.ptp(xs), np.ptp(ys)) + 1 - fill * 32) <= 2
@@ -171,4 +174,4 @@ def test_prepare_image_frames_a_user_image_like_the_renderings(tiny):
     from voxlift.dataset_tools import VoxliftError
 
     with pytest.raises(VoxliftError, match="no object"):
-        prepare_image(np.zeros((20, 20, 4), np.uint8), 32)
+        frame_picture(np.zeros((20, 20, 4), np.uint8), 32)

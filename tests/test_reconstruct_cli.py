@@ -402,21 +402,19 @@ def test_pictures_too_small_to_show_an_object_are_one_line(run, tmp_path, capsys
     assert not list(tmp_path.glob("x.*"))
 
 
-def test_big_picture_is_prepared_quickly(run):
-    """A 12-megapixel photo: shrunk first, then framed; the whole preparation well under half a second."""
+def test_big_picture_is_shrunk_and_framed(run):
+    """A 12-megapixel photo without alpha: shrunk first, then its object found and framed like the renderings
+    (how long that takes is a benchmark figure, not a test)."""
     h, w = 3000, 4000
     y, x = np.mgrid[0:h, 0:w]
     photo = np.full((h, w, 3), 235, np.uint8)
     photo[((x - 2000) / 1400) ** 2 + ((y - 1500) / 1100) ** 2 < 1] = (90, 70, 60)
     predictor = reconstruct.get_predictor(run["run"], "cpu")
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        gray, alpha = reconstruct.network_inputs([photo], predictor)
-        times.append(time.perf_counter() - t0)
+    gray, alpha, found, boxes = reconstruct.framed_inputs([photo], predictor)
     assert gray.shape == alpha.shape == (1, predictor.image_size, predictor.image_size)
     assert 0.2 < alpha.mean() < 0.8  # the ellipse, framed
-    assert min(times) < 0.5, times
+    assert found == ["border"]  # a plain border: no mask model needed
+    assert boxes.shape == (1, 4)
 
 
 BLEND_OPEN = """

@@ -83,7 +83,7 @@ def test_a_picture_without_alpha_on_a_photograph_keeps_the_clean_iou(unseen):
                 picture = user_picture(
                     np.asarray(ds.images[m, v]), np.asarray(ds.alpha[m, v]), kind, seed=m * 8 + v
                 )
-                gray, alpha = p.prepare(picture)
-                probs = to_object_frame(p.predict(gray[None], alpha[None])[0], view.azimuth)
+                gray, _ = p.prepare(picture)
+                probs = to_object_frame(p.predict(gray[None])[0], view.azimuth)
                 scores.append(_iou(probs, truth, p.threshold))
     assert np.mean(photo) >= ROBUSTNESS_TARGET * np.mean(clean), (np.mean(photo), np.mean(clean))

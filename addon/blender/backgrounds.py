@@ -6,7 +6,7 @@ The photographs are Blender's own world HDRIs (datafiles/studiolights/world: eig
 Haven, a hotel room, a courtyard, a city, a forest, ...), read with bpy because they are DWAA-compressed EXR
 that numpy cannot decode, plus any JPEG/PNG found under --from. Each is tone-mapped to display values (an
 exposure that puts its median at mid-grey, then the sRGB curve), turned to luma with the Rec.601 weights users'
-pictures get (backend/predict.py), and cut into square crops of random size around the panorama's horizon,
+pictures get (backend/framing.py), and cut into square crops of random size around the panorama's horizon,
 where the distortion of the equirectangular projection is small. The crops are written as one 8-bit gray PNG
 atlas of TILE x TILE tiles (backend/background_bank.py reads it, numpy only). `python build.py assets` makes
 the shipped bank; the same seed makes the same bank.

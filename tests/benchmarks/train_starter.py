@@ -66,11 +66,9 @@ def render_data(work: Path, synthetic: int) -> Path:
     return data
 
 
-def train(data: Path, run: Path, steps: int) -> dict:
+def train(kind: str, data: Path, run: Path, steps: int) -> dict:
     t = time.time()
-    voxlift(
-        "train", "paired", "--data", data, "--out", run, "--steps", steps, "--seed", 0, "--progress", "none"
-    )
+    voxlift("train", kind, "--data", data, "--out", run, "--steps", steps, "--seed", 0, "--progress", "none")
     rows = [json.loads(r) for r in (run / "log.jsonl").read_text().splitlines()]
     end = [r for r in rows if r["event"] == "end"][-1]
     return {"steps": end["step"], "minutes": end["elapsed"] / 60, "wall_minutes": (time.time() - t) / 60}
@@ -139,7 +137,7 @@ def card(args, data: Path, trained: dict, shipped: dict, fig: dict | None) -> st
             "What `voxlift reconstruct`, `voxlift evaluate` and the add-on's Reconstruct panel use when no checkpoint "
             "is chosen. A paired image-to-voxel model (`voxlift train paired` with its defaults): one picture of any "
             "size, colour or gray, with or without alpha, in; a 32^3 occupancy grid out, as seen from the picture "
-            "(turned back by the picture's azimuth). Its mask head finds the object in pictures without alpha."
+            "(turned back by the picture's azimuth). Its mask model finds the object in pictures without alpha."
         ),
         "",
         f"- **Reach**: {REACH}.",
