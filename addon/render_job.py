@@ -28,6 +28,7 @@ import numpy as np
 from .dataset_tools.camera import View, fixed_views
 from .dataset_tools.dataset import DatasetWriter
 from .dataset_tools.errors import VoxliftError
+from .dataset_tools.synthetic import GENERATOR_VERSION
 from .render_appearance import (
     APPEARANCES,
     JITTER_DISTANCE,
@@ -265,6 +266,7 @@ class RenderJob:
         if o.engine == "cycles":
             d["cycles_samples"] = o.cycles_samples
         d["appearance"] = o.appearance
+        d["synthetic_generator"] = GENERATOR_VERSION
         if o.camera_jitter:
             d["camera_jitter"] = {
                 "elevation": JITTER_ELEVATION,
@@ -283,6 +285,15 @@ class RenderJob:
             raise VoxliftError(
                 f"{self.opts.out}: exists with appearance {old}, not {self.opts.appearance}; "
                 "choose another --out"
+            )
+        made = self.writer.manifest.get("render")
+        made = made.get("synthetic_generator", 1) if isinstance(made, dict) else 1
+        if made != GENERATOR_VERSION and any(i.startswith("synthetic:") for i in self.writer.ids):
+            self.writer.close()
+            self.writer = None
+            raise VoxliftError(
+                f"{self.opts.out}: its synthetic models come from generator version {made}, this voxlift's "
+                f"is {GENERATOR_VERSION} (the same ids are other shapes now); choose another --out"
             )
 
     def views_of(self, model_id: str) -> list[View] | None:

@@ -17,7 +17,9 @@ from .backend.run_files import BEST, LAST, read_meta
 
 
 def _number(value) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A finite number from a checkpoint's metadata, else None (a hand-edited or damaged file)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
 
 
 @dataclass
@@ -51,7 +53,9 @@ class RunState:
     def budget_text(self) -> str:
         if self.steps_total:
             return f"{self.step} of {self.steps_total} steps"
-        return f"{self.step} steps, {self.elapsed / 60:.1f} of {self.budget_s / 60:g} min"
+        if self.budget_s:
+            return f"{self.step} steps, {self.elapsed / 60:.1f} of {self.budget_s / 60:g} min"
+        return f"{self.step} steps"  # a checkpoint that names no budget
 
 
 def run_state(folder: str | os.PathLike) -> RunState | None:
@@ -72,7 +76,7 @@ def run_state(folder: str | os.PathLike) -> RunState | None:
         elapsed=_number(meta.get("elapsed")) or 0.0,
         steps_total=int(steps_total) if steps_total else None,
         budget_s=_number(meta.get("budget_s")) or None,
-        best_score=best if best is not None else -math.inf,
+        best_score=best if best is not None else -math.inf,  # -inf: never validated (or unreadable)
         validated=(folder / BEST).is_file(),
     )
 

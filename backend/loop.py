@@ -18,8 +18,11 @@ The loop owns the run folder and everything about a run that is not the model:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ import torch
 
 from ..dataset_tools.dataset import open_dataset
 from ..dataset_tools.errors import VoxliftError
+from ..dataset_tools.fileio import atomic_write_bytes
 from . import checkpoint as ckpt
 from .device import (
     add_bf16_argument,
@@ -175,6 +179,38 @@ def train(kind: str, args) -> int:
         ).go()
 
 
+class _StopRequest:
+    """Ctrl-C asks the loop to stop at the end of the step, where it saves and says how to resume. A
+    KeyboardInterrupt raised anywhere else (inside TensorBoard's writer, a lock, the data loader) can leave a
+    lock held and hang the exit. A second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    @contextlib.contextmanager
+    def installed(self, enabled: bool = True):
+        # Signals reach the main thread only (in a caller's own thread Ctrl-C is theirs); under torchrun every
+        # process gets the signal but might see it a step apart, and one alone would wait in a collective.
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def ask(signum, frame):
+            if self.requested or previous is not signal.default_int_handler:
+                signal.signal(signal.SIGINT, previous)
+                if callable(previous):
+                    previous(signum, frame)
+                return
+            self.requested = True
+
+        signal.signal(signal.SIGINT, ask)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 class _Run:
     def __init__(self, model_cls: type[BaseModel], args, ctx: RunContext):
         self.args, self.ctx, self.out = args, ctx, Path(args.out)
@@ -229,20 +265,10 @@ class _Run:
     def go(self) -> int:
         self.t_start = time.time() - self.elapsed
         next_timed_val = math.floor(self.budget.progress(self.step, self.elapsed) * TIMED_VALIDATIONS) + 1
-        validated_at = None
+        stop = _StopRequest()
         try:
-            while (progress := self.progress()) < 1:
-                scalars = self.model.train_step(self.step, progress)
-                self.step += 1
-                scalars = self._checked(mean_over_processes(scalars, self.ctx.world))
-                if self.step % LOG_EVERY == 0 or self.step == 1:
-                    self.report.step(scalars, self.budget.progress(self.step, time.time() - self.t_start))
-                self.report.tick()
-                timed_due = self.budget.seconds and progress * TIMED_VALIDATIONS >= next_timed_val
-                if self.step % self.args.val_every == 0 or timed_due:
-                    next_timed_val = math.floor(progress * TIMED_VALIDATIONS) + 1
-                    self.validate_and_save()
-                    validated_at = self.step
+            with stop.installed(self.ctx.world == 1):
+                validated_at = self._steps(stop, next_timed_val)
             check_in_step(self.model.networks(), self.ctx.world, self.out)
             if validated_at != self.step:
                 self.validate_and_save()
@@ -257,6 +283,27 @@ class _Run:
             self.model.close()
             self.report.close()
         return 0
+
+    def _steps(self, stop: _StopRequest, next_timed_val: int) -> int | None:
+        """Train to the end of the budget; the step of the last validation."""
+        validated_at = None
+        while (progress := self.progress()) < 1:
+            if stop.requested:
+                raise KeyboardInterrupt
+            scalars = self.model.train_step(self.step, progress)
+            self.step += 1
+            scalars = self._checked(mean_over_processes(scalars, self.ctx.world))
+            if self.step % LOG_EVERY == 0 or self.step == 1:
+                self.report.step(scalars, self.budget.progress(self.step, time.time() - self.t_start))
+            self.report.tick()
+            timed_due = self.budget.seconds and progress * TIMED_VALIDATIONS >= next_timed_val
+            if self.step % self.args.val_every == 0 or timed_due:
+                next_timed_val = math.floor(progress * TIMED_VALIDATIONS) + 1
+                self.validate_and_save()
+                validated_at = self.step
+        if stop.requested:  # asked during the last step
+            raise KeyboardInterrupt
+        return validated_at
 
     def _checked(self, scalars: dict) -> dict:
         limit = self.args.explode or EXPLODE
@@ -315,6 +362,26 @@ class _Run:
         ckpt.save_checkpoint(self.out / ckpt.LAST, {**weights, **tensors}, meta)
 
 
+def _drop_rows_after(log: Path, step: int) -> None:
+    """A run killed after its last checkpoint logged steps it will train again: those rows go, so that
+    log.jsonl reads as one run (as TensorBoard's purge_step does for its events)."""
+    try:
+        lines = log.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return
+    kept = [ln for ln in lines if _row_step(ln) <= step]
+    if len(kept) < len(lines):
+        atomic_write_bytes(log, "".join(ln + "\n" for ln in kept).encode())
+
+
+def _row_step(line: str) -> float:
+    try:
+        row = json.loads(line)
+        return float(row.get("step", 0)) if isinstance(row, dict) else 0.0
+    except (ValueError, TypeError):
+        return 0.0  # a damaged line stays: it is not ours to judge
+
+
 class _Reporter:
     """Where a run says how it goes: log.jsonl, TensorBoard, and a bar or JSON lines (process 0 only)."""
 
@@ -327,6 +394,8 @@ class _Reporter:
             return
         from torch.utils.tensorboard import SummaryWriter
 
+        if resumed:
+            _drop_rows_after(run.out / "log.jsonl", run.step)
         self.log = open(run.out / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self.writer = SummaryWriter(str(run.out / "tb"), purge_step=run.step if resumed else None)
         if self.mode == "bar":

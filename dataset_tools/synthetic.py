@@ -28,6 +28,10 @@ from .synthetic_parts import rod as _rod
 from .synthetic_seating import SEATING
 from .synthetic_tables import TABLES
 
+# The shapes behind the ids `synthetic:<seed>/<k>`: 1 = the first generator's kinds only, 2 = with NEW_KINDS.
+# A dataset records it (manifest "render"), so a resumed render never mixes two meanings of one id.
+GENERATOR_VERSION = 2
+
 __all__ = [
     "KINDS",
     "THIN",

@@ -6,6 +6,7 @@ and leaves the last good files intact."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -245,6 +246,10 @@ def test_training_killed_at_random_moments_resumes_from_its_last_checkpoint(tiny
     assert res.returncode == 0, res.stderr[-2000:]
     assert checkpoint_step(last) == STEPS
     assert_checkpoints_load(run_dir)
+    # log.jsonl reads as one run: the steps a killed run logged after its last checkpoint were dropped on resume
+    rows = [json.loads(ln) for ln in (run_dir / "log.jsonl").read_text().splitlines()]
+    logged = [r["step"] for r in rows if r["event"] == "step"]
+    assert logged and logged == sorted(set(logged)), logged
     print("checkpoint steps after each kill:", steps_seen)
 
 

@@ -195,6 +195,34 @@ def test_second_writer_is_refused_and_bad_arguments_are_one_line_errors(tmp_path
     assert res.returncode == 1 and "views" in res.stderr
 
 
+def test_a_dataset_of_the_first_synthetic_generator_is_not_resumed_with_the_second(tmp_path):
+    """`synthetic:0/0` names another shape since the generator grew new kinds: a dataset rendered before
+    (no generator version in its manifest) is refused, not mixed with new shapes under the same ids."""
+    from voxlift.dataset_tools.camera import fixed_views
+
+    out = tmp_path / "old"
+    with DatasetWriter(
+        out,
+        image_size=64,
+        views_per_model=4,
+        resolution=32,
+        views=fixed_views(4, size=64),
+        extra_manifest={"render": {"engine": "workbench", "appearance": "plain"}},
+    ) as w:
+        w.append(
+            id="synthetic:0/0",
+            category="chair",
+            source="synthetic",
+            images=np.zeros((4, 64, 64), np.uint8),
+            alpha=np.zeros((4, 64, 64), np.uint8),
+            voxels=np.zeros((32, 32, 32), bool),
+        )
+    res = voxlift("render", "synthetic:2", "--out", out, *SMALL, check=False)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1 and "generator version 1" in lines[0], res.stderr
+    assert len(open_dataset(out)) == 1  # untouched
+
+
 def test_merge_refuses_shards_with_other_settings(full, tmp_path):
     voxlift(
         "render",

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...dataset_tools.errors import VoxliftError
+from ...dataset_tools.fileio import atomic_write_bytes
 from .. import checkpoint as ckpt
 from ..config import NORMS, one_of, sized
 from ..device import average_gradients, broadcast_state
@@ -327,16 +328,19 @@ class CycleGANModel(BaseModel):
             init_generators_from(self.model, self.config, self.config.init_from)
         if self.ctx.rank == 0:
             ds, d = self.ds, self.domains
-            (Path(out) / "domains.json").write_text(
-                json.dumps(
-                    {
-                        "pairing": d.pairing,
-                        "image_models": [ds.models[i].id for i in d.image_models],
-                        "voxel_models": [ds.models[i].id for i in d.voxel_models],
-                    },
-                    indent=0,
-                )
-                + "\n"
+            atomic_write_bytes(
+                Path(out) / "domains.json",
+                (
+                    json.dumps(
+                        {
+                            "pairing": d.pairing,
+                            "image_models": [ds.models[i].id for i in d.image_models],
+                            "voxel_models": [ds.models[i].id for i in d.voxel_models],
+                        },
+                        indent=0,
+                    )
+                    + "\n"
+                ).encode(),
             )
 
     def networks(self) -> nn.Module:

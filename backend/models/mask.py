@@ -21,6 +21,7 @@ from torch import nn
 from .. import checkpoint as ckpt
 from ..config import RunConfig, sized
 from ..data import Augment, AugmentConfig, ViewDataset, run_fields, step_batches
+from ..device import average_gradients, broadcast_state
 from ..mask_net import MaskNet, mask_loss
 from ..metrics import iou
 from .base import BaseModel, Validation
@@ -108,7 +109,10 @@ class MaskModel(BaseModel):
         loss = mask_loss(logits, alpha)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
+        # under torchrun each process holds its own copy: gradients averaged, buffers (batch norm) as process 0's
+        average_gradients(list(self.model.parameters()), ctx.world)
         self.optim.step()
+        broadcast_state(self.model, ctx.world, buffers_only=True)
         return {"loss": loss.detach()}
 
     @torch.no_grad()

@@ -12,7 +12,9 @@ What a kind supplies (models/base.py documents each method):
   * `config_from_args`: a new run's config from the options and the dataset;
   * `__init__` (networks, optimiser, data), `train_step`, `validate`, `networks`, and the training state
     beyond the weights (`training_state` / `load_training_state`) that an exact resume needs;
-  * `image_to_grid`, if its checkpoints reconstruct.
+  * `image_to_grid`, if its checkpoints reconstruct;
+  * under torchrun (ctx.world > 1) gradients averaged over the processes (device.average_gradients, as here)
+    or the network wrapped in DistributedDataParallel (as models/paired.py does).
 The loop (loop.py) does everything else: run folder, resume, budget, progress, logs, checkpoints, Ctrl-C.
 """
 
@@ -27,6 +29,7 @@ from torch import nn
 from .. import checkpoint as ckpt
 from ..config import RunConfig, sized
 from ..data import Augment, AugmentConfig, ViewDataset, run_fields, step_batches
+from ..device import average_gradients, broadcast_state
 from ..losses import positive_weight, voxel_loss
 from ..metrics import iou
 from .base import BaseModel, Validation
@@ -99,7 +102,10 @@ class TemplateModel(BaseModel):
         loss = voxel_loss(self.model(x), target, "weighted-bce", self.config.pos_weight)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
+        # under torchrun each process holds its own copy: gradients averaged, buffers (batch norm) as process 0's
+        average_gradients(list(self.model.parameters()), self.ctx.world)
         self.optim.step()
+        broadcast_state(self.model, self.ctx.world, buffers_only=True)
         return {"loss": loss.detach()}
 
     @torch.no_grad()
