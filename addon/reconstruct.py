@@ -10,7 +10,7 @@ With no checkpoint the starter model that ships with voxlift is used (backend/st
 this process when torch imports here (the model stays cached, so a second Reconstruct click skips loading
 it), else through a child process of the configured Python (backend_process.Backend), which runs
 `PYTHON -m voxlift reconstruct ... --out probs.npz` (the file carries the whole Prediction). Every picture is
-first shrunk by a whole factor to at most PREPARED_MAX_SIDE pixels (`prepared`: a 12-megapixel photo in about
+first shrunk by a whole factor to at most WORKING_SIDE pixels (`prepared`: a 12-megapixel photo in about
 0.1 s, and a child is sent the small picture), then framed next to the model (backend/framing.py: alpha,
 plain border or the mask model) in `framed`, the add-on's one image-to-input step, which also keeps
 where the object is in the picture (a reference image in the scene places the result by it: placement.py).
@@ -29,20 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from . import backend_process, meshing
-from .backend.run_files import BEST, LAST, read_meta, resolve_checkpoint
+from .backend.pictures import WORKING_SIDE, downsample
+from .backend.run_files import BEST, FALLBACK_THRESHOLD, LAST, read_meta, resolve_checkpoint
 from .backend.starter import REACH, checkpoint_or_starter, is_starter
 from .dataset_tools.errors import VoxliftError
 from .io.grids import read_prediction_npz
-from .io.images import downsample
 from .run_folder import unvalidated_warning
 
 CHILD_ENV = "VOXLIFT_BACKEND_CHILD"  # set in a backend child: it never starts another child
 CHILD_TIMEOUT_S = 600
-OPAQUE = 0.99  # an alpha channel at least this opaque everywhere carries no silhouette
 # Pictures are shrunk to this many pixels on their longer side before anything else: 8 times the largest
 # input the models take (64 px), so an object covering an eighth of the picture still fills the input.
-PREPARED_MAX_SIDE = 512
-FALLBACK_THRESHOLD = 0.4  # backend/predict.py's, for checkpoints without one (read here without torch)
 STARTER_LABEL = "starter"
 WHOLE_PICTURE = (0.0, 0.0, 1.0, 1.0)
 
@@ -115,21 +112,10 @@ def model_reach(checkpoint) -> str | None:
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-def drop_opaque_alpha(image: np.ndarray) -> np.ndarray:
-    """An alpha channel that is opaque everywhere (JPEGs in Blender) says nothing about the object: drop it,
-    so the background is found from the border colour instead."""
-    if image.ndim == 3 and image.shape[2] == 4:
-        a = image[..., 3]
-        full = 255 if a.dtype == np.uint8 else 1.0
-        if a.min() >= OPAQUE * full:
-            return image[..., :3]
-    return image
-
-
 def prepared(image: np.ndarray) -> np.ndarray:
-    """A picture as float32 in [0, 1], at most PREPARED_MAX_SIDE pixels on its longer side, an alpha channel
-    that says nothing dropped: what is framed for the model (and what a backend child is sent)."""
-    return drop_opaque_alpha(downsample(image, PREPARED_MAX_SIDE))
+    """A picture as float32 in [0, 1], at most WORKING_SIDE pixels on its longer side: what is framed for the
+    model (and what a backend child is sent; framing shrinks no further, and drops an alpha that says nothing)."""
+    return downsample(image, WORKING_SIDE)
 
 
 def framed(picture: np.ndarray, predictor) -> tuple[np.ndarray, np.ndarray, str, np.ndarray]:

@@ -253,10 +253,12 @@ class AugmentConfig:
     mask_shift: float = 0.3
 
 
-def prepare_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 or [0, 1] float gray images [B, S, S] -> the network's input [B, 1, S, S] in [-1, 1]."""
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    return (x * 2 - 1).unsqueeze(1)
+def resize_input(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Network input [B, 1, S, S] -> [B, 1, size, size] (area averaging when shrinking), in training and in use."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    mode = "area" if x.shape[-1] > size else "bilinear"
+    return torch.nn.functional.interpolate(x, size=(size, size), mode=mode)
 
 
 class Augment:

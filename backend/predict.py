@@ -22,11 +22,11 @@ import torch
 from ..dataset_tools.errors import VoxliftError
 from . import checkpoint as ckpt
 from .config import RunConfig
-from .data import to_object_frame_torch
-from .framing import Framed, frame_picture, unit
+from .data import resize_input, to_object_frame_torch
+from .framing import Framed, frame_picture
+from .pictures import unit_float
 from .registry import model_class, reconstructing_kinds
-
-FALLBACK_THRESHOLD = 0.4  # checkpoints from before the threshold was chosen on validation
+from .run_files import FALLBACK_THRESHOLD
 
 
 class Predictor:
@@ -84,19 +84,16 @@ class Predictor:
 
         With `alpha` ([B, S, S], same scale as the images) the images are composited onto the training
         background first. The grid is in the model's frame: viewer-centred unless config says otherwise."""
-        x = unit(images)
+        x = unit_float(images)
         if x.ndim != 3:
             raise VoxliftError(f"predict: images must be [B, S, S] gray, got shape {tuple(x.shape)}")
         if alpha is not None:
-            a = unit(alpha)
+            a = unit_float(alpha)
             x = x * a + self.background * (1 - a)
         out = []
         for lo in range(0, len(x), batch_size):
             xb = torch.from_numpy(x[lo : lo + batch_size]).float().to(self.device)
-            xb = (xb * 2 - 1).unsqueeze(1)
-            if xb.shape[-1] != self.input_size or xb.shape[-2] != self.input_size:
-                mode = "area" if xb.shape[-1] > self.input_size else "bilinear"
-                xb = torch.nn.functional.interpolate(xb, size=(self.input_size, self.input_size), mode=mode)
+            xb = resize_input((xb * 2 - 1).unsqueeze(1), self.input_size)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 logits = self.network(xb)
             out.append(torch.sigmoid(logits.float()).cpu().numpy())

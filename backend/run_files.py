@@ -16,6 +16,7 @@ from ..dataset_tools.errors import VoxliftError
 
 BEST, LAST, CONFIG = "best.safetensors", "last.safetensors", "config.json"
 META_KEY = "voxlift"
+FALLBACK_THRESHOLD = 0.4  # the decision threshold of checkpoints from before it was chosen on validation
 HEADER_LENGTH_BYTES = 8
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
 

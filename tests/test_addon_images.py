@@ -103,7 +103,7 @@ out["tiny"] = op(bpy.ops.voxlift.reconstruct)
 big = bpy.data.images.load(A["big"])
 big.pixels[0]  # Blender decodes the file on first use (as when it is shown in an Image Editor)
 t0 = time.perf_counter()
-small = images.image_pixels(big, VOXLIFT.reconstruct.PREPARED_MAX_SIDE)
+small = images.image_pixels(big, VOXLIFT.reconstruct.WORKING_SIDE)
 out["read_s"] = time.perf_counter() - t0
 out["small_shape"] = list(small.shape)
 s.image = big

@@ -96,7 +96,7 @@ def reference_angles(obj, update: bool = True) -> tuple[float, float]:
 def gather_input(context, settings) -> Picture:
     """The panel's chosen picture: its values as its file holds them (images.py), already shrunk to what the
     model's framing needs (a big photo never blocks Blender)."""
-    small = reconstruct.PREPARED_MAX_SIDE
+    small = reconstruct.WORKING_SIDE
     if settings.source == "RENDER":
         return Picture(
             images.render_result_pixels(context.scene, small), "Render", camera_azimuth(context.scene)

@@ -12,17 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend.pictures import MIN_IMAGE_SIDE, UINT16_MAX, downsample, unit_float  # noqa: F401 (this module's API)
 from ..dataset_tools.errors import VoxliftError
 
 MAX_IMAGE_PIXELS = 50_000_000  # a 7000x7000 photo; reconstruct downsamples everything to the model's input
-# Pixels on the short side below which a picture cannot show an object: backend/framing.py's SMALLEST_SIDE
-# (one threshold; tests check they agree), checked here first so a tiny picture is one clear line before
-# any reading, shrinking or model loading.
-MIN_IMAGE_SIDE = 16
 MIN_ARRAY_SIDE = 8  # what the loader takes as an image at all (smaller: "not an image array")
 GRAY_ALPHA, RGB, RGBA = 2, 3, 4  # channel counts
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # Pillow's modes of 16-bit gray files
-UINT16_MAX = 65535
 
 ImageReader = Callable[[Path], np.ndarray]
 
@@ -112,34 +108,3 @@ def check_image(a: np.ndarray, name) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     return a
-
-
-def _scale(dtype: np.dtype) -> np.float32:
-    """What one unit of a pixel type is worth in [0, 1]."""
-    return np.float32(1 / 255 if dtype == np.uint8 else 1 / UINT16_MAX if dtype == np.uint16 else 1)
-
-
-def unit_float(a: np.ndarray) -> np.ndarray:
-    """Pixels as float32 in [0, 1]: 8- and 16-bit integers scaled by their range, floats as they are."""
-    a = np.asarray(a)
-    if a.dtype in (np.uint8, np.uint16):
-        return a.astype(np.float32) * _scale(a.dtype)
-    return a.astype(np.float32, copy=False)
-
-
-def downsample(a: np.ndarray, max_side: int) -> np.ndarray:
-    """`a` [H, W] or [H, W, C] shrunk by a whole factor k (box filter: each output pixel the mean of k x k)
-    so that its longer side is at most `max_side`; float32 in [0, 1] (see unit_float). A 4000x3000 photo
-    takes about 0.1 s: the rows are summed first (contiguous, straight from the pixel type), then the columns
-    of the k times smaller rest."""
-    a = np.asarray(a)
-    h, w = a.shape[:2]
-    # ceil, but never so far that a picture big enough to show an object becomes too small (a panorama)
-    k = min(-(-max(h, w) // max_side), max(1, min(h, w) // MIN_IMAGE_SIDE))
-    if k <= 1:
-        return unit_float(a)
-    hh, ww = h // k, w // k
-    rest = a.shape[2:]
-    rows = a[: hh * k].reshape(hh, k, w, *rest).sum(axis=1, dtype=np.float32)
-    blocks = rows[:, : ww * k].reshape(hh, ww, k, *rest).sum(axis=2, dtype=np.float32)
-    return blocks * (_scale(a.dtype) / np.float32(k * k))

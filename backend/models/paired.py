@@ -26,7 +26,7 @@ from torch import nn
 from ...dataset_tools.errors import VoxliftError
 from .. import checkpoint as ckpt
 from ..config import DECODER_HEADS, NORMS, RunConfig, check, one_of, sized
-from ..data import Augment, AugmentConfig, ViewDataset, run_fields, step_batches
+from ..data import Augment, AugmentConfig, ViewDataset, resize_input, run_fields, step_batches
 from ..losses import LOSSES, positive_weight, voxel_loss
 from ..metrics import iou
 from ..networks import add_decoder_head_argument
@@ -121,14 +121,6 @@ def lr_factor(step: int, progress: float, warmup: int) -> float:
     """The learning rate's share at `step`, `progress` of the budget spent: warm-up, then a cosine."""
     warm = 1.0 if warmup <= 0 else min(1.0, max((step + 1) / warmup, progress / WARMUP_SHARE))
     return warm * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
-def resize_input(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Network input [B, 1, S, S] -> [B, 1, size, size] (area averaging when shrinking)."""
-    if x.shape[-1] == size:
-        return x
-    mode = "area" if x.shape[-1] > size else "bilinear"
-    return torch.nn.functional.interpolate(x, size=(size, size), mode=mode)
 
 
 def build_network(config: PairedConfig) -> PairedNet:

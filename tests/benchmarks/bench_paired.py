@@ -75,9 +75,8 @@ def render_dataset(out: Path, synthetic: int) -> list[str]:
 
 def speed(data: str, batch: int = 16, input_size: int | None = None) -> str:
     """The training defaults on the CPU: batch 16, input min(S, 64) px."""
-    from voxlift.backend.data import Augment, AugmentConfig, ViewDataset, make_loader
+    from voxlift.backend.data import Augment, AugmentConfig, ViewDataset, make_loader, resize_input
     from voxlift.backend.losses import voxel_loss
-    from voxlift.backend.models.paired import resize_input
     from voxlift.dataset_tools import open_dataset
 
     ds = open_dataset(data)
