@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import checkpoint as ckpt
 from ..config import sized
 from ..device import average_gradients, broadcast_state
 from ..generators import UnpairedConfig, add_network_arguments, generator_halves, network_fields
@@ -166,12 +165,8 @@ class AutoencoderModel(BaseModel):
         # One number to pick the best by: both reconstructions' errors, each on its own 0..1 scale.
         return Validation(s, -(s["image_l1"] / 2 + (1 - s["voxel_iou@0.5"])))
 
-    def training_state(self) -> tuple[dict, dict]:
-        tensors, info = ckpt.flatten_optimizer(self.opt.state_dict())
-        return tensors, {"optimizer": info}
-
-    def load_training_state(self, tensors, meta, path) -> None:
-        self.opt.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+    def optimizers(self) -> dict:
+        return {"optimizer": self.opt}
 
     def close(self) -> None:
         if self.prefetcher is not None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import checkpoint as ckpt
 from ..config import RunConfig
 
 
@@ -84,12 +85,23 @@ class BaseModel:
         """The module whose state_dict is the checkpoint's "model." tensors."""
         raise NotImplementedError
 
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers, by the name their state is saved under ("optimizer": the one of a one-optimiser kind)."""
+        return {}
+
     def training_state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """Tensors and JSON-able metadata, beyond the weights, that an exact resume needs (optimisers...)."""
-        return {}, {}
+        """Tensors and JSON-able metadata, beyond the weights, that an exact resume needs: by default the
+        optimisers' state (a kind with more, such as cyclegan's image pools, adds to it)."""
+        tensors, meta = {}, {}
+        for name, opt in self.optimizers().items():
+            t, meta[name] = ckpt.flatten_optimizer(opt.state_dict(), _prefix(name))
+            tensors.update(t)
+        return tensors, meta
 
     def load_training_state(self, tensors: dict[str, torch.Tensor], meta: dict, path) -> None:
         """The inverse of training_state (the weights are loaded already)."""
+        for name, opt in self.optimizers().items():
+            opt.load_state_dict(ckpt.unflatten_optimizer(tensors, meta[name], _prefix(name)))
 
     def lr(self) -> float:
         """The learning rate now, for the log."""
@@ -104,3 +116,8 @@ class BaseModel:
         """Kinds that reconstruct: the network taking images [B, 1, S, S] in [-1, 1] to logits [B, R, R, R],
         its weights loaded from a checkpoint's tensors."""
         raise NotImplementedError(f"{cls.kind} checkpoints do not turn images into grids")
+
+
+def _prefix(name: str) -> str:
+    # the tensor names checkpoints have always used: "optim." for the one optimiser, "opt_g." for "opt_g"
+    return "optim." if name == "optimizer" else f"{name}."

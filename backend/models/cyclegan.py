@@ -446,15 +446,16 @@ class CycleGANModel(BaseModel):
         )
         return Validation(scores, -scores.get("mmd", math.inf))
 
+    def optimizers(self) -> dict:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
+
     def training_state(self) -> tuple[dict, dict]:
-        t_g, info_g = ckpt.flatten_optimizer(self.opt_g.state_dict(), "opt_g.")
-        t_d, info_d = ckpt.flatten_optimizer(self.opt_d.state_dict(), "opt_d.")
+        tensors, meta = super().training_state()
         pools = {f"pool.{n}": p.items for n, p in self.pools.items() if p.items is not None}
-        return {**t_g, **t_d, **pools}, {"opt_g": info_g, "opt_d": info_d}
+        return {**tensors, **pools}, meta
 
     def load_training_state(self, tensors, meta, path) -> None:
-        self.opt_g.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["opt_g"], "opt_g."))
-        self.opt_d.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["opt_d"], "opt_d."))
+        super().load_training_state(tensors, meta, path)
         for name, pool in self.pools.items():
             if f"pool.{name}" in tensors:
                 pool.items = tensors[f"pool.{name}"].to(self.ctx.device)

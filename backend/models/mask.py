@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import checkpoint as ckpt
 from ..config import RunConfig, sized
 from ..data import Augment, AugmentConfig, ViewDataset, run_fields, step_batches
 from ..device import average_gradients, broadcast_state
@@ -133,12 +132,8 @@ class MaskModel(BaseModel):
         m_iou, box = float(np.concatenate(ious).mean()), float(np.median(np.concatenate(boxes)))
         return Validation({"mask_iou": m_iou, "box_error": box}, m_iou)
 
-    def training_state(self) -> tuple[dict, dict]:
-        tensors, info = ckpt.flatten_optimizer(self.optim.state_dict())
-        return tensors, {"optimizer": info}
-
-    def load_training_state(self, tensors, meta, path) -> None:
-        self.optim.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+    def optimizers(self) -> dict:
+        return {"optimizer": self.optim}
 
     def close(self) -> None:
         self.batches = None

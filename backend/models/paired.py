@@ -269,12 +269,8 @@ class PairedModel(BaseModel):
         out.update({"threshold": float(THRESHOLDS[best]), "iou": float(per[best])})
         return Validation(out, float(per[best]), {"input|predicted|true": preview(*first)})
 
-    def training_state(self) -> tuple[dict, dict]:
-        tensors, info = ckpt.flatten_optimizer(self.optim.state_dict())
-        return tensors, {"optimizer": info}
-
-    def load_training_state(self, tensors, meta, path) -> None:
-        self.optim.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+    def optimizers(self) -> dict:
+        return {"optimizer": self.optim}
 
     def close(self) -> None:
         self._batches = None  # stops the loader's workers

@@ -10,8 +10,8 @@ What a kind supplies (models/base.py documents each method):
   * a config dataclass (fields with the defaults that configs written before a field existed mean, and
     their checks), and `add_arguments` for the command's options, with the defaults of new runs;
   * `config_from_args`: a new run's config from the options and the dataset;
-  * `__init__` (networks, optimiser, data), `train_step`, `validate`, `networks`, and the training state
-    beyond the weights (`training_state` / `load_training_state`) that an exact resume needs;
+  * `__init__` (networks, optimiser, data), `train_step`, `validate`, `networks`, and `optimizers` (their
+    state is saved for an exact resume; a kind with more state overrides `training_state` too);
   * `image_to_grid`, if its checkpoints reconstruct;
   * under torchrun (ctx.world > 1) gradients averaged over the processes (device.average_gradients, as here)
     or the network wrapped in DistributedDataParallel (as models/paired.py does).
@@ -115,12 +115,8 @@ class TemplateModel(BaseModel):
         score = float(np.mean(iou(torch.sigmoid(self.model(x)), target, (0.3,))))
         return Validation({"iou@0.3": score}, score)
 
-    def training_state(self) -> tuple[dict, dict]:
-        tensors, info = ckpt.flatten_optimizer(self.optim.state_dict())
-        return tensors, {"optimizer": info}
-
-    def load_training_state(self, tensors, meta, path) -> None:
-        self.optim.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+    def optimizers(self) -> dict:
+        return {"optimizer": self.optim}
 
     @classmethod
     def image_to_grid(cls, config: TemplateConfig, tensors, path) -> nn.Module:
