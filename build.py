@@ -6,6 +6,10 @@ python build.py test [ARGS]    setup, then the whole pytest suite (ARGS go to py
 python build.py demo [ARGS]    setup, then the main job (see README.md)
 python build.py zip            the Blender extension zip in dist/
 python build.py bench [NAMES]  setup, then the benchmarks; each rewrites its section of BENCHMARKS.md
+python build.py starter [ARGS] setup, then the starter model from scratch: render, train, ship to
+                               backend/assets/ (starter and mask .safetensors, starter.md); see README.md
+python build.py assets         setup, then the background bank backend/assets/backgrounds.png (Blender's
+                               CC0 world HDRIs, cut into gray crops)
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The paired model's data pipeline: memory-mapped views, a resumable sampler, and batch augmentation.
+"""The data pipeline of the kinds trained on renderings (paired, mask, template): memory-mapped views, a
+resumable sampler, and batch augmentation (users' pictures made from renderings: backgrounds, framing, masks).
 
 Work is split so that the loader stays cheap (it must never limit training):
 
