@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -11,6 +12,11 @@ SH3F_LIBRARIES = [SH3F_DIR / f"{name}.sh3f" for name in ("KatorLegaz", "Scopia",
 
 # Tests share 2 cores with each other's subprocesses: keep torch from oversubscribing them.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# A suite started in the background (`nohup python build.py test &`) inherits SIGINT ignored, and an ignored
+# signal stays ignored in every child: the tests that stop training as Ctrl-C and the panel's Cancel do would see
+# it do nothing. A handler is reset to the default in children, so this one gives them Ctrl-C back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -291,12 +291,22 @@ def test_config_with_hostile_sizes_fails_clearly(tmp_path, change):
         load_predictor(resave(tmp_path, meta={"config": {**CONFIG, **change}}))
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.int64])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.float64])
 def test_wrong_dtype_fails_clearly(tmp_path, dtype):
     key = next(k for k in state() if k.endswith("weight"))
     tensors = {**state(), key: (state()[key] * 100).to(dtype)}
     with pytest.raises(VoxliftError, match="x.safetensors"):
         load_predictor(resave(tmp_path, tensors))
+
+
+def test_half_precision_weights_load_and_predict_as_float32(tmp_path):
+    """The starter ships its weights in float16 (export.py): they load into the float32 network."""
+    full = state()
+    half = {k: v.half() if v.dtype == torch.float32 else v for k, v in full.items()}
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32), dtype=np.uint8)
+    a = load_predictor(resave(tmp_path, full, name="full.safetensors"), "cpu").predict(images)
+    b = load_predictor(resave(tmp_path, half, name="half.safetensors"), "cpu").predict(images)
+    assert np.abs(a - b).max() < 0.02
 
 
 def test_valid_checkpoint_whose_header_length_ends_in_0x80_loads(tmp_path):
