@@ -218,20 +218,35 @@ def reconstruct_iou(
         done = (
             voxlift("reconstruct", *paths, "--checkpoint", run, "--out", out, *extra, check=False) is not None
         )
-        batches = (
-            [(paths, idx, out)] if done else [([p], [i], p.with_suffix(".npz")) for p, i in zip(paths, idx)]
-        )
-        for group, members, npz in batches:
-            if (
-                not done
-                and voxlift("reconstruct", *group, "--checkpoint", run, "--out", npz, check=False) is None
-            ):
-                scores.append(0.0)  # no object found, or another refusal: the user gets nothing
-                continue
-            with np.load(npz) as z:  # the model's frame, turned into the object frame as reconstruct does
-                probs = to_object_frame(z["probs"], az) if bool(z["viewer_centred"]) else z["probs"]
-            scores += list(iou(probs, np.stack([truths[i] for i in members]), (threshold,))[:, 0])
+        if not done:  # one picture was refused (no object found): the others one by one, as the command would
+            scores += _one_by_one(run, pictures, idx, az, truths, threshold, mask)
+            continue
+        with np.load(out) as z:  # the model's frame, turned into the object frame as reconstruct does
+            probs = to_object_frame(z["probs"], az) if bool(z["viewer_centred"]) else z["probs"]
+        scores += list(iou(probs, np.stack([truths[i] for i in idx]), (threshold,))[:, 0])
     return float(np.mean(scores))
+
+
+def _one_by_one(run, pictures, idx, az, truths, threshold, mask) -> list[float]:
+    """IoU of each picture through what `voxlift reconstruct` runs (reconstruct.predict_here), in this process
+    (a process per picture would take hours); a refused picture scores 0: the user gets nothing."""
+    from voxlift import reconstruct
+    from voxlift.backend.metrics import iou
+    from voxlift.backend.predict import to_object_frame
+    from voxlift.dataset_tools import VoxliftError
+
+    scores = []
+    for i in idx:
+        try:
+            result = reconstruct.predict_here(
+                [pictures[i]], run, "cpu", mask_model=str(mask) if mask else None
+            )
+        except VoxliftError:
+            scores.append(0.0)
+            continue
+        probs = to_object_frame(result.probs, az) if result.viewer_centred else result.probs
+        scores.append(float(iou(probs, truths[i][None], (threshold,))[0, 0]))
+    return scores
 
 
 def robustness(

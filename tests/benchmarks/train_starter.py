@@ -67,11 +67,24 @@ def render_data(work: Path, synthetic: int) -> Path:
 
 
 def train(kind: str, data: Path, run: Path, steps: int) -> dict:
+    """Train `run` to `steps` (an interrupted one resumes; a finished one is kept: the command can be run again
+    to redo only what is missing)."""
     t = time.time()
-    voxlift("train", kind, "--data", data, "--out", run, "--steps", steps, "--seed", 0, "--progress", "none")
+    if _finished(run) != steps:
+        voxlift(
+            "train", kind, "--data", data, "--out", run, "--steps", steps, "--seed", 0, "--progress", "none"
+        )
     rows = [json.loads(r) for r in (run / "log.jsonl").read_text().splitlines()]
     end = [r for r in rows if r["event"] == "end"][-1]
     return {"steps": end["step"], "minutes": end["elapsed"] / 60, "wall_minutes": (time.time() - t) / 60}
+
+
+def _finished(run: Path) -> int | None:
+    """The step a finished run ended at, None when it has not finished."""
+    log_file = run / "log.jsonl"
+    rows = [json.loads(r) for r in log_file.read_text().splitlines()] if log_file.exists() else []
+    done = [r for r in rows if r.get("event") == "end" and r.get("reason") == "done"]
+    return done[-1]["step"] if done else None
 
 
 def ship(run: Path, out: Path, data: Path) -> dict:
