@@ -166,6 +166,7 @@ def cmd_bench(names: list[str]) -> int:
             f"{time.strftime('%Y-%m-%d')}, {time.time() - t0:.0f} s._\n<!-- /bench:{name} -->"
         )
         pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
+        text = md_path.read_text() if md_path.exists() else text  # edits made while it ran are kept
         text = (
             pattern.sub(lambda _, body=body: body, text)
             if pattern.search(text)
