@@ -99,12 +99,11 @@ def ship(run: Path, out: Path, data: Path) -> dict:
     return {"float32": a, "float16": b, "shipped": "float16" if a - b <= 0.002 else "float32"}
 
 
-def _export(run: Path, out: Path, half: bool) -> None:
+def _export(run: Path, out: Path, half: bool, card: Path | None = None) -> None:
     import subprocess
 
-    cmd = [sys.executable, "-m", "voxlift.backend.export", str(run), "--out", str(out)] + (
-        [] if half else ["--full"]
-    )
+    cmd = [sys.executable, "-m", "voxlift.backend.export", str(run), "--out", str(out)]
+    cmd += ([] if half else ["--full"]) + (["--card", str(card)] if card else [])
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
@@ -258,7 +257,7 @@ def main() -> int:
     fig = None if args.skip_figures else figures(out, data, args.work)
     text = card(args, data, trained, shipped, fig)
     (ASSETS / "starter.md").write_text(text)
-    _export(run, out, half=shipped["shipped"] == "float16")  # now with the card inside
+    _export(run, out, half=shipped["shipped"] == "float16", card=ASSETS / "starter.md")  # the card inside
     (args.work / "figures.json").write_text(
         json.dumps({"trained": trained, "shipped": shipped, "figures": fig}, indent=1)
     )
