@@ -130,9 +130,6 @@ class AutoencoderModel(BaseModel):
     def configure(self, args) -> None:
         self.val_samples = args.val_samples
 
-    def networks(self) -> nn.Module:
-        return self.model
-
     def lr(self) -> float:
         return self.config.lr
 

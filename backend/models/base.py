@@ -82,8 +82,9 @@ class BaseModel:
         raise NotImplementedError
 
     def networks(self) -> nn.Module:
-        """The module whose state_dict is the checkpoint's "model." tensors."""
-        raise NotImplementedError
+        """The module whose state_dict is the checkpoint's "model." tensors: `self.model`, which every kind
+        builds in its __init__ (a kind that keeps its networks elsewhere overrides this)."""
+        return self.model
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimisers, by the name their state is saved under ("optimizer": the one of a one-optimiser kind)."""

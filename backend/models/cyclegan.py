@@ -343,9 +343,6 @@ class CycleGANModel(BaseModel):
                 ).encode(),
             )
 
-    def networks(self) -> nn.Module:
-        return self.model
-
     def lr(self) -> float:
         return self.opt_g.param_groups[0]["lr"]
 

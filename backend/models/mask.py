@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..config import RunConfig, sized
 from ..data import Augment, AugmentConfig, ViewDataset, run_fields, step_batches
@@ -88,9 +87,6 @@ class MaskModel(BaseModel):
 
     def configure(self, args) -> None:
         self.val_samples = args.val_samples
-
-    def networks(self) -> nn.Module:
-        return self.model
 
     def lr(self) -> float:
         return self._lr

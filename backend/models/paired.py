@@ -216,9 +216,6 @@ class PairedModel(BaseModel):
             self.workers = args.workers
         self.val_samples = args.val_samples
 
-    def networks(self) -> nn.Module:
-        return self.model
-
     def lr(self) -> float:
         return self._lr
 

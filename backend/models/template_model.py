@@ -10,7 +10,7 @@ What a kind supplies (models/base.py documents each method):
   * a config dataclass (fields with the defaults that configs written before a field existed mean, and
     their checks), and `add_arguments` for the command's options, with the defaults of new runs;
   * `config_from_args`: a new run's config from the options and the dataset;
-  * `__init__` (networks, optimiser, data), `train_step`, `validate`, `networks`, and `optimizers` (their
+  * `__init__` (networks, optimiser, data), `train_step`, `validate`, `self.model` (its networks), and `optimizers` (their
     state is saved for an exact resume; a kind with more state overrides `training_state` too);
   * `image_to_grid`, if its checkpoints reconstruct;
   * under torchrun (ctx.world > 1) gradients averaged over the processes (device.average_gradients, as here)
@@ -89,9 +89,6 @@ class TemplateModel(BaseModel):
         )
         self.augment = Augment(AugmentConfig(background=config.background), seed=config.seed)
         self.batches = None
-
-    def networks(self) -> nn.Module:
-        return self.model
 
     def train_step(self, step: int, progress: float) -> dict:
         if self.batches is None:  # data order is a function of the step: a resumed run goes on exactly
