@@ -9,7 +9,8 @@ python build.py bench [NAMES]  setup, then the benchmarks; each rewrites its sec
 python build.py starter [ARGS] setup, then the starter model from scratch: render, train, ship to
                                backend/assets/ (starter and mask .safetensors, starter.md); see README.md
 python build.py assets         setup, then the background bank backend/assets/backgrounds.png (Blender's
-                               CC0 world HDRIs, cut into gray crops)
+                               CC0 world HDRIs and Debian's wallpaper photographs, cut into gray crops;
+                               apt-get install plasma-workspace-wallpapers ukui-wallpapers gnome-backgrounds)
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ STAMP = VENV / ".voxlift-setup"
 # local CPU wheel, anything else would download a multi-GB CUDA build.
 PINS = ["torch==2.13.0", "bpy==5.0.1"]
 BENCH_DIR = ROOT / "tests" / "benchmarks"
+# Photographs for the background bank besides Blender's HDRIs (Debian packages; never /usr/share/backgrounds/mate,
+# the robustness benchmark's held-out photographs)
+BANK_PHOTOS = [Path("/usr/share/wallpapers"), Path("/usr/share/backgrounds/gnome")]
 
 
 def run(cmd: list[str], **kw) -> None:
@@ -190,9 +194,10 @@ def main(argv: list[str]) -> int:
     if cmd == "assets":
         setup()
         bank = ROOT / "backend" / "assets" / "backgrounds.png"
-        return subprocess.run(
-            [str(PY), "-m", "voxlift.blender.backgrounds", "--out", str(bank)], check=False
-        ).returncode
+        photos = [str(p) for p in BANK_PHOTOS if p.exists()]
+        photos += sorted(str(p) for p in Path("/usr/share/backgrounds").glob("*.*"))  # ukui's, not mate/
+        cmd = [str(PY), "-m", "voxlift.blender.backgrounds", "--out", str(bank), "--from", *photos]
+        return subprocess.run(cmd, check=False).returncode
     handlers = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench, "starter": cmd_starter}
     if cmd not in handlers:
         print(__doc__)

@@ -119,15 +119,24 @@ def _noise(b: int, s: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def _shapes(b: int, s: int, gen: torch.Generator, count: int = 6) -> torch.Tensor:
-    """A level with random rectangles on it: walls, doors, frames, other furniture at the edge of view."""
+    """A level with random rectangles on it, filled or only outlined (1-3 px): walls, doors, shelves, picture
+    and window frames, other furniture at the edge of view."""
     out = _rand(b, gen).view(b, 1, 1).expand(b, s, s).clone()
     ys, xs = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
     for _ in range(count):
         lo = (torch.rand(b, 2, generator=gen) * s).view(b, 2, 1, 1)
         size = (torch.rand(b, 2, generator=gen) * 0.6 * s + 2).view(b, 2, 1, 1)
-        inside = (
-            (ys >= lo[:, 0]) & (ys < lo[:, 0] + size[:, 0]) & (xs >= lo[:, 1]) & (xs < lo[:, 1] + size[:, 1])
+        hi = lo + size
+        inside = (ys >= lo[:, 0]) & (ys < hi[:, 0]) & (xs >= lo[:, 1]) & (xs < hi[:, 1])
+        line = torch.randint(1, 4, (b, 1, 1), generator=gen)
+        outline = torch.rand(b, 1, 1, generator=gen) < 0.5
+        core = (
+            (ys >= lo[:, 0] + line)
+            & (ys < hi[:, 0] - line)
+            & (xs >= lo[:, 1] + line)
+            & (xs < hi[:, 1] - line)
         )
+        inside = inside & ~(outline & core)
         out = torch.where(inside, _rand(b, gen).view(b, 1, 1), out)
     return out
 

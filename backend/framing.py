@@ -7,7 +7,8 @@ Where the object is, in order:
   "alpha"      the picture's own alpha channel (an RGBA cut-out, a rendering), when it has transparency;
   "border"     the pixels unlike the border's colour, when the border is one plain colour (a product shot on
                white, a grey studio backdrop): the fast path, used only where it is safe;
-  "mask model"  the model's mask model (mask_net.py) on the whole picture: photos, clutter, gradients, noise;
+  "mask model"  the model's mask model (mask_net.py) on the whole picture: photos, clutter, gradients, noise
+               (its largest sure region, with the unsure pixels joined to it: grown_object);
   "border*"    a model without a mask model (trained before it) on a busy picture: the border rule anyway.
 The object is then framed like the training renderings (its bounding box's longest side `fill` of the
 picture, centred) and composited onto the renderings' background level with its (soft) mask.
@@ -28,7 +29,11 @@ from .pictures import MIN_IMAGE_SIDE, OPAQUE, downsample, unit_float
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec.601, as the renderings' gray was made
 BORDER_TOLERANCE = 0.04  # a pixel differs from the border colour by more than this: the object
 BORDER_SAFE_SHARE = 0.97  # the border rule is used when this share of the border is within the tolerance
-MASK_LEVEL = 0.5
+MASK_LEVEL = 0.5  # the object: alpha (or the mask model's probability) above this
+# The mask model is sure of an object's body and unsure of its thin parts (legs, slats: a pixel or two at its
+# size): those are kept where they are above MASK_GROW_LEVEL and joined to the body (hysteresis, as Canny keeps
+# weak edges), so framing does not lose a chair's legs and with them its height.
+MASK_GROW_LEVEL = 0.25
 
 
 class Framed(NamedTuple):
@@ -73,19 +78,37 @@ def border_is_plain(gray: np.ndarray) -> tuple[bool, float]:
     return bool(np.mean(np.abs(border - level) <= BORDER_TOLERANCE) >= BORDER_SAFE_SHARE), level
 
 
-def largest_component(mask: torch.Tensor) -> torch.Tensor:
-    """The largest 8-connected region of a boolean [H, W] mask (labels spread by max-pooling)."""
+def components(mask: torch.Tensor) -> torch.Tensor:
+    """Labels of the 8-connected regions of a boolean [H, W] mask (0 outside; spread by max-pooling)."""
     h, w = mask.shape
-    if not mask.any():
-        return mask
     labels = torch.where(mask, torch.arange(1, h * w + 1, dtype=torch.float32).view(h, w), torch.zeros(h, w))
     for _ in range(h + w):
         grown = F.max_pool2d(labels[None, None], 3, stride=1, padding=1)[0, 0] * mask
         if torch.equal(grown, labels):
             break
         labels = grown
+    return labels
+
+
+def largest_component(mask: torch.Tensor) -> torch.Tensor:
+    """The largest 8-connected region of a boolean [H, W] mask."""
+    if not mask.any():
+        return mask
+    labels = components(mask)
     ids, counts = torch.unique(labels[mask], return_counts=True)
     return labels == ids[torch.argmax(counts)]
+
+
+def grown_object(probs: np.ndarray) -> np.ndarray:
+    """The mask model's probabilities [H, W] -> alpha: its largest region above MASK_LEVEL, with the pixels
+    above MASK_GROW_LEVEL connected to it (made opaque enough to count as the object); 0 elsewhere."""
+    body = largest_component(torch.from_numpy(probs > MASK_LEVEL))
+    if not body.any():
+        return np.zeros_like(probs)
+    weak = torch.from_numpy(probs > MASK_GROW_LEVEL)
+    labels = components(weak | body)
+    keep = torch.isin(labels, torch.unique(labels[body])).numpy()
+    return np.where(keep, np.maximum(probs, MASK_LEVEL + 0.01), 0.0).astype(np.float32)
 
 
 def find_object(gray, alpha, find_mask: Callable | None) -> tuple[np.ndarray, str]:
@@ -96,9 +119,7 @@ def find_object(gray, alpha, find_mask: Callable | None) -> tuple[np.ndarray, st
     probs = None if plain or find_mask is None else find_mask(gray)  # None: no mask model to ask
     if probs is None:
         return (np.abs(gray - level) > BORDER_TOLERANCE).astype(np.float32), "border" if plain else "border*"
-    probs = np.asarray(probs, np.float32)
-    keep = largest_component(torch.from_numpy(probs > MASK_LEVEL)).numpy()
-    return np.where(keep, probs, 0.0).astype(np.float32), "mask model"
+    return grown_object(np.asarray(probs, np.float32)), "mask model"
 
 
 def frame_picture(

@@ -40,8 +40,7 @@ class MaskFinder:
 def load_mask_finder(path: str | os.PathLike | None = None, device: str = "cpu") -> MaskFinder | None:
     """The mask model at `path` (a run folder or file), else the shipped one; None when there is none."""
     from .device import pick_device
-    from .mask_net import MaskNet
-    from .models.mask import MaskConfig
+    from .models.mask import MaskConfig, mask_network
 
     if path is None:
         if not SHIPPED.is_file():
@@ -50,7 +49,7 @@ def load_mask_finder(path: str | os.PathLike | None = None, device: str = "cpu")
     p = ckpt.resolve_checkpoint(path)
     tensors, meta = ckpt.load_checkpoint(p, kinds=("mask",))
     config = MaskConfig.from_dict(meta["config"], p)
-    network = MaskNet(config.width)
+    network = mask_network(config)
     ckpt.load_module_state(network, tensors, "model.", p)
     dev = pick_device(device)
     return MaskFinder(network.to(dev), config.size, dev, p)

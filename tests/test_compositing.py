@@ -136,6 +136,24 @@ def test_the_mask_model_keeps_the_largest_object_only():
     assert np.abs(m - ref).mean() < 0.01
 
 
+def test_the_mask_model_keeps_thin_parts_joined_to_the_object():
+    """A table top the mask model is sure of (0.9) on legs it is unsure of (0.3): the legs stay, so the frame
+    holds the whole table; an unsure blob apart from it and a smaller sure one are dropped."""
+    from voxlift.backend.framing import grown_object
+
+    probs = np.zeros((60, 60), np.float32)
+    probs[10:16, 10:50] = 0.9  # the top
+    probs[16:40, 11:13] = probs[16:40, 47:49] = 0.3  # two legs, a pixel or two wide
+    probs[50:56, 50:56] = 0.35  # a shadow elsewhere
+    probs[45:48, 2:5] = 0.8  # a smaller thing the model is sure of
+    alpha = grown_object(probs)
+    on = alpha > 0.5
+    assert on[10:16, 10:50].all() and on[16:40, 11:13].all() and on[16:40, 47:49].all()
+    assert not on[50:, 50:].any() and not on[45:48, 2:5].any()
+    assert np.nonzero(on.any(1))[0].max() == 39  # framed by the legs' ends, not the top's
+    assert not grown_object(np.full((8, 8), 0.3, np.float32)).any()  # nothing sure: no object
+
+
 def test_bad_pictures_are_one_clear_error():
     with pytest.raises(VoxliftError, match="8x8 pixels is too small"):
         frame_picture(np.zeros((8, 8), np.uint8), 64)
@@ -153,3 +171,21 @@ def test_a_large_photo_is_shrunk_first_and_framed_the_same():
     assert how == "border" and abs(max(np.ptp(xs), np.ptp(ys)) + 1 - 0.7 * 64) <= 2
     # the object's box in the picture, as fractions: the chair stands at (1500, 900) .. (2700, 2100)
     np.testing.assert_allclose(box, [1500 / 4000, 900 / 3000, 2700 / 4000, 2100 / 3000], atol=2 / 512)
+
+
+def test_the_bank_takes_each_photograph_once_and_never_the_held_out_ones(tmp_path):
+    """`python build.py assets` reads Debian's wallpapers: Plasma ships one picture at many sizes (counted
+    once, the largest), and mate-backgrounds is the robustness benchmark's held-out set (refused)."""
+    from voxlift.blender import backgrounds
+
+    sizes = tmp_path / "Autumn" / "contents" / "images"
+    sizes.mkdir(parents=True)
+    for name in ("640x480.jpg", "1920x1080.jpg", "1280x1024.jpg"):
+        (sizes / name).write_bytes(b"")
+    (tmp_path / "leaves.webp").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not a photo")
+    found = backgrounds.photo_files([tmp_path])
+    assert found == sorted([sizes / "1920x1080.jpg", tmp_path / "leaves.webp"])
+    for held_out in (backgrounds.HELD_OUT, backgrounds.HELD_OUT / "nature", backgrounds.HELD_OUT.parent):
+        with pytest.raises(SystemExit, match="held-out"):
+            backgrounds.photo_files([held_out])

@@ -69,3 +69,23 @@ def test_the_mask_model_learns_and_frames_a_picture_without_alpha(data, tmp_path
     except VoxliftError as exc:
         how = "mask model" if "no object" in str(exc) else str(exc)
     assert how == "mask model"
+
+
+def test_a_mask_config_without_the_new_fields_builds_the_first_shipped_network():
+    """Checkpoints of the first mask model (one conv per stage, logits at half size) keep loading: their
+    config lacks stage_convs and full_res_head, and the network built for it has exactly their tensors."""
+    from voxlift.backend.mask_net import MaskNet
+    from voxlift.backend.models.mask import MaskConfig, mask_network
+
+    old = {"kind": "mask", "version": 2, "size": 64, "width": 8, "input_size": 64}
+    config = MaskConfig.from_dict(old, "old.safetensors")
+    assert (config.stage_convs, config.full_res_head) == (1, False)
+    first = {k: v.shape for k, v in MaskNet(8).state_dict().items()}
+    assert {k: v.shape for k, v in mask_network(config).state_dict().items()} == first
+    new = MaskConfig.from_dict({**old, "stage_convs": 2, "full_res_head": True}, "new.safetensors")
+    keys = set(mask_network(new).state_dict())
+    assert set(first) < keys and any(k.startswith("full.") for k in keys)
+    out = mask_network(new)(torch.zeros(2, 1, 32, 32))
+    assert out.shape == (2, 1, 32, 32)
+    with pytest.raises(VoxliftError, match="stage_convs"):
+        MaskConfig.from_dict({**old, "stage_convs": 99}, "hostile.safetensors")

@@ -4,7 +4,10 @@
 
 The photographs are Blender's own world HDRIs (datafiles/studiolights/world: eight CC0 panoramas from Poly
 Haven, a hotel room, a courtyard, a city, a forest, ...), read with bpy because they are DWAA-compressed EXR
-that numpy cannot decode, plus any JPEG/PNG found under --from. Each is tone-mapped to display values (an
+that numpy cannot decode, plus the photographs under --from (JPEG, PNG, WebP; files or folders; one picture kept
+at several sizes, as Plasma's wallpapers are, counts once). `python build.py assets` adds Debian's
+plasma-workspace-wallpapers, ukui-wallpapers and gnome-backgrounds where installed; never mate-backgrounds, the
+held-out photographs of the robustness benchmark and test (refused here). Each is tone-mapped to display values (an
 exposure that puts its median at mid-grey, then the sRGB curve), turned to luma with the Rec.601 weights users'
 pictures get (backend/framing.py), and cut into square crops of random size around the panorama's horizon,
 where the distortion of the equirectangular projection is small. The crops are written as one 8-bit gray PNG
@@ -15,6 +18,7 @@ the shipped bank; the same seed makes the same bank.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +31,7 @@ CROPS_PER_PHOTO = 6
 COLUMNS = 16
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 SEED = 20261201
+FLAT_STD = 0.05  # a crop whose gray values spread less than this is a flat fill, not a photograph's texture
 
 
 def world_hdri_dir() -> Path:
@@ -77,16 +82,54 @@ def crops(gray: np.ndarray, count: int, rng: np.random.Generator, horizon_band: 
     return out
 
 
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+HELD_OUT = Path("/usr/share/backgrounds/mate")  # the robustness benchmark's photographs: never trained on
+SIZE_NAME = re.compile(r"^\d+x\d+$")  # Plasma: contents/images/1920x1080.jpg, one picture at many sizes
+
+
+def photo_files(sources: list[Path]) -> list[Path]:
+    """The photographs under `sources` (files or folders), sorted; of files named WxH in one folder, the largest."""
+    found = []
+    for src in sources:
+        if src.resolve().is_relative_to(HELD_OUT) or HELD_OUT.is_relative_to(src.resolve()):
+            raise SystemExit(f"{src}: holds {HELD_OUT}, the held-out photographs; name other folders")
+        files = [src] if src.is_file() else [p for p in src.rglob("*") if p.is_file()]
+        found += [p for p in files if p.suffix.lower() in PHOTO_SUFFIXES]
+    largest: dict[Path, Path] = {}
+    plain = []
+    for p in found:
+        if not SIZE_NAME.match(p.stem):
+            plain.append(p)
+        elif p.parent not in largest or _area(p) > _area(largest[p.parent]):
+            largest[p.parent] = p
+    return sorted(set(plain) | set(largest.values()))
+
+
+def _area(path: Path) -> int:
+    w, h = path.stem.split("x")
+    return int(w) * int(h)
+
+
+def distinct_textured(tiles: list[np.ndarray]) -> list[np.ndarray]:
+    """The tiles less flat ones (the loader's solid and gradient kinds make those) and repeats (one wallpaper in
+    a light and a dark version may crop alike)."""
+    out, seen = [], set()
+    for t in tiles:
+        key = np.round(t[::8, ::8] * 255).astype(np.uint8).tobytes()
+        if float(t.std()) >= FLAT_STD and key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
 def make_bank(photo_dirs: list[Path]) -> np.ndarray:
     rng = np.random.default_rng(SEED)
     tiles = []
     for path in sorted(world_hdri_dir().glob("*.exr")):
         tiles += crops(to_display_gray(read_rgb(path), linear=True), CROPS_PER_PANORAMA, rng, True)
-    for folder in photo_dirs:
-        for path in sorted(
-            p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
-        ):
-            tiles += crops(to_display_gray(read_rgb(path), linear=False), CROPS_PER_PHOTO, rng, False)
+    for path in photo_files(photo_dirs):
+        tiles += crops(to_display_gray(read_rgb(path), linear=False), CROPS_PER_PHOTO, rng, False)
+    tiles = distinct_textured(tiles)
     rows = -(-len(tiles) // COLUMNS)
     atlas = np.zeros((rows * TILE, COLUMNS * TILE), np.uint8)
     for k, t in enumerate(tiles):
@@ -103,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", required=True, help="the atlas PNG to write")
     p.add_argument(
-        "--from", dest="photos", nargs="*", default=[], help="folders of JPEG/PNG photographs to add"
+        "--from", dest="photos", nargs="*", default=[], help="photographs (files or folders) to add"
     )
     args = p.parse_args(argv)
     atlas, n = make_bank([Path(d) for d in args.photos])

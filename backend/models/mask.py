@@ -32,15 +32,29 @@ class MaskConfig(RunConfig):
     kind: str = "mask"
     size: int = sized(64, 16, 512, power_of_two=True)  # the network's input side
     width: int = sized(24, 1, 256)
+    # the first shipped mask model's shape (what a config without these fields means); new runs: 2 and True
+    stage_convs: int = sized(1, 1, 4)
+    full_res_head: bool = False
     lr: float = sized(2e-3, 0.0, 10.0)
 
 
 def add_arguments(p) -> None:
     p.add_argument("--size", type=int, default=64, help="the pictures' side in px (default 64)")
     p.add_argument("--width", type=int, default=24, help="channels of the U-Net's first stage")
+    p.add_argument("--stage-convs", type=int, default=2, help="3x3 convolutions per downward stage")
+    p.add_argument(
+        "--half-res-head",
+        dest="full_res_head",
+        action="store_false",
+        help="logits at half size, doubled (the first shipped model); default: a last layer at full size",
+    )
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--val-samples", type=int, default=256, help="val pictures (a fixed, spread subset)")
+
+
+def mask_network(config: MaskConfig) -> MaskNet:
+    return MaskNet(config.width, config.stage_convs, config.full_res_head)
 
 
 def box_error(found: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
@@ -69,13 +83,15 @@ class MaskModel(BaseModel):
             input_size=args.size,
             size=args.size,
             width=args.width,
+            stage_convs=args.stage_convs,
+            full_res_head=args.full_res_head,
             lr=args.lr,
             batch_size=args.batch_size,
         )
 
     def __init__(self, config: MaskConfig, ds, ctx):
         super().__init__(config, ds, ctx)
-        self.model = MaskNet(config.width).to(ctx.device)
+        self.model = mask_network(config).to(ctx.device)
         self.optim = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=1e-4)
         val = ds.indices("val")
         self.train_set = ViewDataset(ds.path, ds.indices("train"))

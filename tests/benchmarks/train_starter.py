@@ -76,7 +76,12 @@ def train(kind: str, data: Path, run: Path, steps: int) -> dict:
         )
     rows = [json.loads(r) for r in (run / "log.jsonl").read_text().splitlines()]
     end = [r for r in rows if r["event"] == "end"][-1]
-    return {"steps": end["step"], "minutes": end["elapsed"] / 60, "wall_minutes": (time.time() - t) / 60}
+    return {
+        "steps": end["step"],
+        "minutes": end["elapsed"] / 60,
+        "wall_minutes": (time.time() - t) / 60,
+        "val": end.get("val"),
+    }
 
 
 def _finished(run: Path) -> int | None:
@@ -160,8 +165,8 @@ def card(args, data: Path, trained: dict, shipped: dict, fig: dict | None) -> st
             "(dataset_tools/synthetic.py); rendered by `voxlift render --appearance random` (their own colours and "
             f"textures or random ones, random Workbench lighting), {ds.views_per_model} views 45 degrees apart at "
             f"{ds.views[0].elevation:g} degrees elevation, {ds.image_size} px; never BlendSwap-CC-BY (voxlift's "
-            "external test set). Training pictures: new backgrounds (photographs from Blender's CC0 world HDRIs, "
-            "noise, shapes), exposure, blur, noise, masks as inference finds them."
+            "external test set). Training pictures: new backgrounds (photographs from the background bank "
+            "backend/assets/backgrounds.png, noise, shapes), exposure, blur, noise, masks as inference finds them."
         ),
         (
             f"- **Budget**: {trained['steps']} steps, batch {p.config.batch_size}, seed 0: {trained['minutes']:.0f} min "
@@ -175,7 +180,9 @@ def card(args, data: Path, trained: dict, shipped: dict, fig: dict | None) -> st
         (
             f"- **Mask model** (backend/assets/mask.safetensors, {(ASSETS / 'mask.safetensors').stat().st_size / 1e6:.1f} "
             f"MB: finds the object in pictures without alpha, for every model): `voxlift train mask`, "
-            f"{trained['mask']['steps']} steps, seed 0, {trained['mask']['minutes']:.0f} min, the same data."
+            f"{trained['mask']['steps']} steps, seed 0, {trained['mask']['minutes']:.0f} min, the same data; "
+            f"mask IoU {(trained['mask'].get('val') or {}).get('mask_iou', float('nan')):.3f} on its validation "
+            "pictures (the object anywhere, at any size, on new backgrounds)."
         ),
         "- **Command**: `python build.py starter "
         + " ".join(
