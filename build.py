@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """voxlift's task runner (standard library only).
 
-python build.py setup          create .venv and install voxlift editable with its extras
+python build.py setup          create .venv and install voxlift editable with its extras; make the
+                               background bank when it is missing (see assets)
 python build.py test [ARGS]    setup, then the whole pytest suite (ARGS go to pytest)
 python build.py demo [ARGS]    setup, then the main job (see README.md)
 python build.py zip            the Blender extension zip in dist/
@@ -37,6 +38,7 @@ BENCH_DIR = ROOT / "tests" / "benchmarks"
 # Photographs for the background bank besides Blender's HDRIs (Debian packages; never /usr/share/backgrounds/mate,
 # the robustness benchmark's held-out photographs)
 BANK_PHOTOS = [Path("/usr/share/wallpapers"), Path("/usr/share/backgrounds/gnome")]
+BANK = ROOT / "backend" / "assets" / "backgrounds.png"
 
 
 def run(cmd: list[str], **kw) -> None:
@@ -62,7 +64,21 @@ def find_python311() -> str:
 
 
 def setup() -> None:
-    """Idempotent: reinstalls only when pyproject.toml (or the pins) changed since the last setup."""
+    """The venv (idempotent: reinstalls only when pyproject.toml or the pins changed), then the background bank
+    when it is missing (generated, not tracked: the same packages and seed make the same file)."""
+    install()
+    if not BANK.exists() and make_bank() != 0:
+        sys.exit(f"error: could not make the background bank {BANK}")
+
+
+def make_bank() -> int:
+    photos = [str(p) for p in BANK_PHOTOS if p.exists()]
+    photos += sorted(str(p) for p in Path("/usr/share/backgrounds").glob("*.*"))  # ukui's, not mate/
+    cmd = [str(PY), "-m", "voxlift.blender.backgrounds", "--out", str(BANK), "--from", *photos]
+    return subprocess.run(cmd, check=False).returncode
+
+
+def install() -> None:
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + " ".join(PINS).encode()).hexdigest()
     if PY.exists() and STAMP.exists() and STAMP.read_text().strip() == want:
         return
@@ -189,15 +205,12 @@ def main(argv: list[str]) -> int:
         setup()
         return 0
     if cmd == "zip":
+        setup()  # the zip carries the background bank
         build_zip()
         return 0
     if cmd == "assets":
-        setup()
-        bank = ROOT / "backend" / "assets" / "backgrounds.png"
-        photos = [str(p) for p in BANK_PHOTOS if p.exists()]
-        photos += sorted(str(p) for p in Path("/usr/share/backgrounds").glob("*.*"))  # ukui's, not mate/
-        cmd = [str(PY), "-m", "voxlift.blender.backgrounds", "--out", str(bank), "--from", *photos]
-        return subprocess.run(cmd, check=False).returncode
+        install()
+        return make_bank()
     handlers = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench, "starter": cmd_starter}
     if cmd not in handlers:
         print(__doc__)

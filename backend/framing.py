@@ -105,8 +105,7 @@ def grown_object(probs: np.ndarray) -> np.ndarray:
     body = largest_component(torch.from_numpy(probs > MASK_LEVEL))
     if not body.any():
         return np.zeros_like(probs)
-    weak = torch.from_numpy(probs > MASK_GROW_LEVEL)
-    labels = components(weak | body)
+    labels = components(torch.from_numpy(probs > MASK_GROW_LEVEL))  # holds the body: MASK_LEVEL is higher
     keep = torch.isin(labels, torch.unique(labels[body])).numpy()
     return np.where(keep, np.maximum(probs, MASK_LEVEL + 0.01), 0.0).astype(np.float32)
 
