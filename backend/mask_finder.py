@@ -32,7 +32,12 @@ class MaskFinder:
         # square, padded with the picture's own edge pixels (no new border), then the network's size
         x = F.pad(x, (0, side - w, 0, side - h), mode="replicate")
         x = F.interpolate(x, size=(self.size, self.size), mode="area" if side > self.size else "bilinear")
-        probs = torch.sigmoid(self.network((x * 2 - 1).to(self.device)).float()).cpu()
+        x = (x * 2 - 1).to(self.device)
+        # the picture and its mirror image, averaged: the network's mistakes on clutter do not mirror with the
+        # picture, so the mean keeps what both agree on, and a mirrored photo gets the mirrored mask. Measured
+        # through reconstruct (BENCHMARKS.md): +0.01-0.02 IoU on the starter's busy pictures, even elsewhere
+        both = torch.sigmoid(self.network(torch.cat([x, x.flip(-1)])).float()).cpu()
+        probs = (both[:1] + both[1:].flip(-1)) / 2
         probs = F.interpolate(probs, size=(side, side), mode="bilinear", align_corners=False)
         return probs[0, 0, :h, :w].numpy()
 

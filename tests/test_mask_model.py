@@ -60,6 +60,8 @@ def test_the_mask_model_learns_and_frames_a_picture_without_alpha(data, tmp_path
     noisy[8:40, 8:40] = np.where(obj, np.asarray(ds.images[0, 0]) / 255.0, noisy[8:40, 8:40])
     probs = finder(noisy)
     assert probs.shape == (48, 48) and 0 <= probs.min() <= probs.max() <= 1
+    # the finder averages the picture with its mirror image: a mirrored picture gets the mirrored mask
+    assert np.allclose(finder(noisy[:, ::-1]), probs[:, ::-1], atol=1e-5)
     inside = np.zeros((48, 48), bool)
     inside[8:40, 8:40] = obj
     assert probs[inside].mean() > probs[~inside].mean()  # it tells the object from the clutter
