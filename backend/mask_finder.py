@@ -35,7 +35,7 @@ class MaskFinder:
         x = (x * 2 - 1).to(self.device)
         # the picture and its mirror image, averaged: the network's mistakes on clutter do not mirror with the
         # picture, so the mean keeps what both agree on, and a mirrored photo gets the mirrored mask. Measured
-        # through reconstruct (BENCHMARKS.md): +0.01-0.02 IoU on the starter's busy pictures, even elsewhere
+        # through reconstruct (BENCHMARKS.md): +0.01-0.02 IoU on the starter's busy pictures, unchanged elsewhere
         both = torch.sigmoid(self.network(torch.cat([x, x.flip(-1)])).float()).cpu()
         probs = (both[:1] + both[1:].flip(-1)) / 2
         probs = F.interpolate(probs, size=(side, side), mode="bilinear", align_corners=False)
