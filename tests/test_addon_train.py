@@ -24,7 +24,9 @@ from _reconstruct_util import tiny_run
 
 TINY = "--batch-size 4 --val-samples 8 --latent-dim 16 --encoder-width 4 --decoder-width 4 --workers 0"
 MINUTES = 0.2  # the timed run: 12 s
-LONG_STEPS = 40  # validates every 8 steps: a cancel after step 1 comes before the first validation
+# validates every 250 steps (the panel's cap, MAX_VAL_EVERY): a cancel sent once step 1 shows lands long before
+# the first validation (with 40 steps it validated at step 8, which a tiny model can pass before the cancel)
+LONG_STEPS = 1250
 
 SCRIPT = r"""
 import contextlib, io, json, os, time
